@@ -1,0 +1,139 @@
+import { access, constants, mkdir } from 'node:fs/promises';
+import type { AgentConfig } from './config.js';
+import type { Ec2Gateway } from './ec2.js';
+import { Ec2CallError, errorMessage, ImdsError } from './errors.js';
+import { cidrContains, type NodeIdentity } from './identity.js';
+import type { Deadline } from './retry.js';
+
+export interface CheckLine {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+export interface CheckReport {
+  readonly lines: CheckLine[];
+  /** IMDS or EC2 could not be reached, so some checks could not run. */
+  readonly undetermined: boolean;
+}
+
+export interface CheckDeps {
+  readonly ec2: Ec2Gateway;
+  readonly identity: () => Promise<NodeIdentity>;
+  readonly credentialSource: () => Promise<string>;
+}
+
+/** After deploy: config, IMDS, credentials, EC2 reachability, and permissions via DryRun. */
+export async function runChecks(
+  deps: CheckDeps,
+  config: AgentConfig,
+  deadline: Deadline,
+): Promise<CheckReport> {
+  const lines: CheckLine[] = [];
+  const add = (name: string, ok: boolean, detail: string) => lines.push({ name, ok, detail });
+  add(
+    'config',
+    true,
+    `${config.configPath ?? 'flags only'}: ${config.addresses.length} address(es), deadline ${config.deadlineSeconds} s`,
+  );
+
+  try {
+    await mkdir(config.stateDir, { recursive: true, mode: 0o750 });
+    await access(config.stateDir, constants.W_OK);
+    add('state dir', true, `${config.stateDir} is writable`);
+  } catch (err) {
+    add(
+      'state dir',
+      false,
+      `${config.stateDir} is not writable by uid ${process.getuid?.() ?? '?'}: ${errorMessage(err)}`,
+    );
+  }
+
+  let identity: NodeIdentity;
+  try {
+    identity = await deps.identity();
+    add(
+      'imds',
+      true,
+      `IMDSv2: ${identity.instanceId} in ${identity.availabilityZone}, ENI ${identity.networkInterfaceId} (${identity.macAddress}), subnet ${identity.subnetCidr}`,
+    );
+  } catch (err) {
+    add('imds', false, errorMessage(err));
+    return { lines, undetermined: err instanceof ImdsError };
+  }
+
+  try {
+    add('credentials', true, await deps.credentialSource());
+  } catch (err) {
+    add('credentials', false, errorMessage(err));
+    return { lines, undetermined: true };
+  }
+
+  for (const address of config.addresses) {
+    if (address.privateIp !== undefined && !cidrContains(identity.subnetCidr, address.privateIp)) {
+      add(
+        'topology',
+        false,
+        `${address.privateIp} is outside this node's subnet ${identity.subnetCidr}; in a cross-AZ pair leave privateIp out`,
+      );
+    }
+  }
+
+  let undetermined = false;
+  try {
+    const views = await deps.ec2.describeAddresses(
+      config.addresses.map((a) => a.allocationId),
+      deadline,
+    );
+    add(
+      'ec2',
+      true,
+      `DescribeAddresses: ${views.map((v) => `${v.allocationId} = ${v.publicIp}`).join(', ')}`,
+    );
+  } catch (err) {
+    add('ec2', false, errorMessage(err));
+    return { lines, undetermined: err instanceof Ec2CallError && err.unreachable };
+  }
+
+  for (const address of config.addresses) {
+    const ip =
+      address.privateIp ??
+      (await deps.ec2.describeNetworkInterface(identity.networkInterfaceId, deadline))
+        .primaryPrivateIp;
+    const probes: Array<[string, () => ReturnType<Ec2Gateway['dryRunAssign']>]> = [
+      [
+        'AssociateAddress',
+        () =>
+          deps.ec2.dryRunAssociate(address.allocationId, identity.networkInterfaceId, ip, deadline),
+      ],
+    ];
+    if (address.privateIp !== undefined) {
+      probes.unshift([
+        'AssignPrivateIpAddresses',
+        () => deps.ec2.dryRunAssign(identity.networkInterfaceId, ip, deadline),
+      ]);
+    }
+    for (const [action, probe] of probes) {
+      const name = `permission ${action}`;
+      try {
+        const permission = await probe();
+        add(
+          name,
+          permission.permitted,
+          permission.permitted
+            ? `DryRun for ${address.allocationId} ${ip}: permitted`
+            : permission.reason,
+        );
+      } catch (err) {
+        add(name, false, errorMessage(err));
+        if (err instanceof Ec2CallError && err.unreachable) undetermined = true;
+      }
+    }
+  }
+  return { lines, undetermined };
+}
+
+export function renderChecks(report: CheckReport): string {
+  const width = Math.max(...report.lines.map((l) => l.name.length));
+  return `${report.lines.map((l) => `${l.ok ? 'ok  ' : 'FAIL'}  ${l.name.padEnd(width)}  ${l.detail}`).join('\n')}\n`;
+}

@@ -1,0 +1,386 @@
+import { randomUUID } from 'node:crypto';
+import { Command, CommanderError, Option } from 'commander';
+import type { DestinationStream, Logger } from 'pino';
+import { type CheckReport, renderChecks, runChecks } from './check.js';
+import { type AgentConfig, type ConfigFlags, loadConfig } from './config.js';
+import { resolveCredentials } from './credentials.js';
+import { createEc2Client, type Ec2Gateway, SdkEc2Gateway } from './ec2.js';
+import { ConfigError, errorMessage } from './errors.js';
+import { discoverIdentity, type NodeIdentity } from './identity.js';
+import { type Imds, ImdsClient } from './imds.js';
+import { createLogger } from './log.js';
+import { type Clock, Deadline, systemClock } from './retry.js';
+import { StateStore, type TakeoverOutcome, type VrrpState } from './state.js';
+import { collectStatus, renderStatus, type StatusReport, StatusUnknown } from './status.js';
+import { type TakeoverResult, takeover } from './takeover.js';
+
+export const VERSION = '0.1.0';
+
+/** The exit codes of DESIGN.md, in one place. */
+export const EXIT = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  superseded: 3,
+  undetermined: 4,
+} as const;
+
+/** Everything the agent touches outside itself; production defaults in main.ts, fakes in tests. */
+export interface RunDeps {
+  readonly env: NodeJS.ProcessEnv;
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly clock?: Clock;
+  readonly readConfigFile?: (path: string) => string;
+  readonly imds?: Imds;
+  readonly ec2?: Ec2Gateway;
+  readonly logStream?: DestinationStream;
+  readonly sysClassNet?: string;
+}
+
+interface CommonOptions {
+  config?: string;
+  allocationId?: string;
+  privateIp?: string;
+  interface?: string;
+  region?: string;
+  stateDir?: string;
+  logFile?: string;
+  deadline?: string;
+  dryRun?: boolean;
+}
+
+/** Parses argv and runs one command; resolves to the exit code. Never exits the process itself. */
+export async function run(argv: readonly string[], deps: RunDeps): Promise<number> {
+  let exitCode: number = EXIT.ok;
+  const program = createProgram(deps, (code) => {
+    exitCode = code;
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (err instanceof ConfigError) {
+      deps.stderr(`eip-failover: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    deps.stderr(`eip-failover: unexpected error: ${errorMessage(err)}\n`);
+    return EXIT.failed;
+  }
+  return exitCode;
+}
+
+export function createProgram(deps: RunDeps, setExit: (code: number) => void): Command {
+  const program = new Command('eip-failover')
+    .description('Moves AWS Elastic IPs to this node when keepalived makes it VRRP MASTER.')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: deps.stdout, writeErr: deps.stderr })
+    .showHelpAfterError('(run eip-failover --help for usage)');
+
+  const command = (name: string, description: string, withDryRun: boolean) => {
+    const cmd = program.command(name).description(description);
+    cmd
+      .option(
+        '-c, --config <path>',
+        'config file (env EIP_FAILOVER_CONFIG; default /etc/eip-failover/config.json)',
+      )
+      .option('--allocation-id <id>', 'Elastic IP allocation id (overrides the config file)')
+      .option(
+        '--private-ip <ip>',
+        "private IP the EIP follows; absent: this node's primary IP (cross-AZ)",
+      )
+      .option(
+        '--interface <name>',
+        'OS interface whose ENI gets the address (default: device index 0)',
+      )
+      .option('--region <region>', 'AWS region (env AWS_REGION; default from IMDS)')
+      .option('--state-dir <dir>', 'state directory (default /run/eip-failover)')
+      .option('--log-file <path>', 'append JSON logs here (default stdout)')
+      .option('--deadline <seconds>', 'overall deadline for the command (default 60)');
+    if (withDryRun) cmd.option('--dry-run', 'print the plan; make no mutating call');
+    return cmd;
+  };
+
+  command('takeover', 'make this node hold every configured address (notify_master)', true).action(
+    async (opts: CommonOptions) => setExit(await doTakeover(deps, opts)),
+  );
+  command(
+    'release',
+    'record a non-MASTER state; never touches EC2 (notify_backup/fault/stop)',
+    false,
+  )
+    .argument('[state]', 'BACKUP, FAULT or STOP', 'BACKUP')
+    .action(async (state: string, opts: CommonOptions) =>
+      setExit(await doRelease(deps, opts, state)),
+    );
+  command('notify', "keepalived's generic notify: MASTER → takeover, anything else → release", true)
+    .argument('<type>', 'INSTANCE or GROUP')
+    .argument('<name>', 'VRRP instance or group name')
+    .argument('<state>', 'MASTER, BACKUP, FAULT, STOP')
+    .argument('[priority]', 'priority (ignored)')
+    .action(
+      async (
+        type: string,
+        name: string,
+        state: string,
+        _priority: string | undefined,
+        opts: CommonOptions,
+      ) => setExit(await doNotify(deps, opts, type, name, state)),
+    );
+  command(
+    'reconcile',
+    'if MASTER and an address is not here, take it over (timer, notify_master_rx_lower_pri)',
+    true,
+  ).action(async (opts: CommonOptions) => setExit(await doReconcile(deps, opts)));
+  command('status', 'VRRP state here against where each address points in EC2', false)
+    .addOption(new Option('--json', 'machine-readable output'))
+    .action(async (opts: CommonOptions & { json?: boolean }) =>
+      setExit(await doStatus(deps, opts, opts.json ?? false)),
+    );
+  command(
+    'check',
+    'config, IMDS, credentials, EC2 reachability and permissions (DryRun)',
+    false,
+  ).action(async (opts: CommonOptions) => setExit(await doCheck(deps, opts)));
+  return program;
+}
+
+/** Wires one run: config first (errors before any call), then lazily IMDS, credentials, EC2. */
+function prepare(deps: RunDeps, opts: CommonOptions) {
+  const flags: ConfigFlags = {
+    ...(opts.config !== undefined ? { config: opts.config } : {}),
+    ...(opts.allocationId !== undefined ? { allocationId: opts.allocationId } : {}),
+    ...(opts.privateIp !== undefined ? { privateIp: opts.privateIp } : {}),
+    ...(opts.interface !== undefined ? { interface: opts.interface } : {}),
+    ...(opts.region !== undefined ? { region: opts.region } : {}),
+    ...(opts.stateDir !== undefined ? { stateDir: opts.stateDir } : {}),
+    ...(opts.logFile !== undefined ? { logFile: opts.logFile } : {}),
+    ...(opts.deadline !== undefined ? { deadline: opts.deadline } : {}),
+    ...(opts.dryRun !== undefined ? { dryRun: opts.dryRun } : {}),
+  };
+  const config = loadConfig(flags, deps.env, deps.readConfigFile);
+  const clock = deps.clock ?? systemClock;
+  const log = createLogger({
+    ...(config.logFile !== undefined ? { logFile: config.logFile } : {}),
+    ...(deps.logStream !== undefined ? { stream: deps.logStream } : {}),
+  });
+  const imds =
+    deps.imds ??
+    new ImdsClient({
+      ...(deps.env.AWS_EC2_METADATA_SERVICE_ENDPOINT
+        ? { endpoint: deps.env.AWS_EC2_METADATA_SERVICE_ENDPOINT }
+        : {}),
+    });
+  let identityPromise: Promise<NodeIdentity> | undefined;
+  const identity = () => {
+    identityPromise ??= discoverIdentity(imds, {
+      ...(config.interface !== undefined ? { interface: config.interface } : {}),
+      ...(config.region !== undefined ? { region: config.region } : {}),
+      ...(deps.sysClassNet !== undefined ? { sysClassNet: deps.sysClassNet } : {}),
+    });
+    return identityPromise;
+  };
+  const credentials = resolveCredentials(imds, deps.env);
+  let client: ReturnType<typeof createEc2Client> | undefined;
+  let gateway: Ec2Gateway | undefined = deps.ec2;
+  /** The gateway needs the region, which may come from IMDS: built on first use. */
+  const lazyEc2 = async (): Promise<Ec2Gateway> => {
+    if (gateway === undefined) {
+      const region = config.region ?? (await identity()).region;
+      client = createEc2Client({ region, credentials: credentials.provider });
+      gateway = new SdkEc2Gateway(client, log, clock);
+    }
+    return gateway;
+  };
+  const ec2: Ec2Gateway = {
+    describeAddresses: async (...a) => (await lazyEc2()).describeAddresses(...a),
+    findPrivateIpHolder: async (...a) => (await lazyEc2()).findPrivateIpHolder(...a),
+    describeNetworkInterface: async (...a) => (await lazyEc2()).describeNetworkInterface(...a),
+    assignPrivateIp: async (...a) => (await lazyEc2()).assignPrivateIp(...a),
+    associateAddress: async (...a) => (await lazyEc2()).associateAddress(...a),
+    dryRunAssign: async (...a) => (await lazyEc2()).dryRunAssign(...a),
+    dryRunAssociate: async (...a) => (await lazyEc2()).dryRunAssociate(...a),
+  };
+  const state = new StateStore(config.stateDir, clock);
+  const close = () => client?.destroy();
+  return { config, clock, log, imds, identity, credentials, ec2, state, close };
+}
+
+type Prepared = ReturnType<typeof prepare>;
+
+function exitFor(outcome: TakeoverOutcome): number {
+  switch (outcome) {
+    case 'verified':
+    case 'noop':
+      return EXIT.ok;
+    case 'superseded':
+      return EXIT.superseded;
+    case 'failed':
+      return EXIT.failed;
+  }
+}
+
+async function doTakeover(deps: RunDeps, opts: CommonOptions): Promise<number> {
+  const p = prepare(deps, opts);
+  try {
+    return await takeoverAs(deps, p, 'takeover');
+  } finally {
+    p.close();
+  }
+}
+
+async function takeoverAs(
+  deps: RunDeps,
+  p: Prepared,
+  command: 'takeover' | 'reconcile',
+): Promise<number> {
+  const failoverId = randomUUID();
+  const log = p.log.child({ failoverId, command });
+  let seq: number;
+  if (p.config.dryRun) {
+    seq = (await p.state.read()).seq;
+  } else if (command === 'takeover') {
+    seq = (await p.state.recordTransition('MASTER')).seq;
+    log.info({ seq, vrrpState: 'MASTER' }, 'transition recorded');
+  } else {
+    const current = await p.state.read();
+    if (current.vrrpState !== 'MASTER') {
+      log.info({ vrrpState: current.vrrpState }, 'not MASTER: nothing to reconcile');
+      return EXIT.ok;
+    }
+    seq = current.seq;
+  }
+  const result = await takeover(
+    { ec2: p.ec2, imds: p.imds, state: p.state, clock: p.clock, log, identity: p.identity },
+    { config: p.config, seq, command, failoverId, print: (line) => deps.stdout(`${line}\n`) },
+  );
+  if (!p.config.dryRun && !(command === 'reconcile' && result.outcome === 'noop')) {
+    await recordResult(p, failoverId, command, result);
+  }
+  if (result.outcome === 'failed' || result.outcome === 'superseded') {
+    deps.stderr(`eip-failover: ${command} ${result.outcome}: ${result.error ?? ''}\n`);
+  }
+  return exitFor(result.outcome);
+}
+
+async function recordResult(
+  p: Prepared,
+  failoverId: string,
+  command: string,
+  result: TakeoverResult,
+): Promise<void> {
+  await p.state.recordTakeover({
+    failoverId,
+    command,
+    startedAt: result.startedAt,
+    finishedAt: new Date(p.clock.now()).toISOString(),
+    durationMs: result.durationMs,
+    outcome: result.outcome,
+    ...(result.error !== undefined ? { error: result.error } : {}),
+  });
+}
+
+const RELEASE_STATES: ReadonlySet<string> = new Set(['BACKUP', 'FAULT', 'STOP']);
+
+async function doRelease(deps: RunDeps, opts: CommonOptions, rawState: string): Promise<number> {
+  const state = rawState.toUpperCase();
+  if (!RELEASE_STATES.has(state)) {
+    deps.stderr(`eip-failover: release takes BACKUP, FAULT or STOP, not "${rawState}"\n`);
+    return EXIT.usage;
+  }
+  const p = prepare(deps, opts);
+  try {
+    const recorded = await p.state.recordTransition(state as VrrpState);
+    // The new MASTER moves the addresses; disassociating from a failing node could only cause an outage.
+    p.log.info(
+      { command: 'release', seq: recorded.seq, vrrpState: state },
+      'transition recorded; no EC2 change',
+    );
+    return EXIT.ok;
+  } finally {
+    p.close();
+  }
+}
+
+const NOTIFY_TYPES: ReadonlySet<string> = new Set(['INSTANCE', 'GROUP']);
+const NOTIFY_STATES: ReadonlyMap<string, VrrpState> = new Map([
+  ['MASTER', 'MASTER'],
+  ['BACKUP', 'BACKUP'],
+  ['FAULT', 'FAULT'],
+  ['STOP', 'STOP'],
+  ['DELETED', 'STOP'],
+]);
+
+async function doNotify(
+  deps: RunDeps,
+  opts: CommonOptions,
+  type: string,
+  name: string,
+  rawState: string,
+): Promise<number> {
+  const state = NOTIFY_STATES.get(rawState.toUpperCase());
+  if (!NOTIFY_TYPES.has(type.toUpperCase()) || state === undefined) {
+    deps.stderr(
+      `eip-failover: notify expects TYPE NAME STATE as keepalived passes them (INSTANCE|GROUP, name, MASTER|BACKUP|FAULT|STOP); got "${type} ${name} ${rawState}"\n`,
+    );
+    return EXIT.usage;
+  }
+  if (state === 'MASTER') return doTakeover(deps, opts);
+  return doRelease(deps, opts, state);
+}
+
+async function doReconcile(deps: RunDeps, opts: CommonOptions): Promise<number> {
+  const p = prepare(deps, opts);
+  try {
+    return await takeoverAs(deps, p, 'reconcile');
+  } finally {
+    p.close();
+  }
+}
+
+async function doStatus(deps: RunDeps, opts: CommonOptions, json: boolean): Promise<number> {
+  const p = prepare(deps, opts);
+  const deadline = new Deadline(p.clock, Math.min(p.config.deadlineSeconds, 15) * 1_000);
+  let report: StatusReport;
+  let code: number;
+  try {
+    report = await collectStatus(
+      { ec2: p.ec2, identity: p.identity, readState: () => p.state.read() },
+      p.config,
+      deadline,
+    );
+    code = report.consistent ? EXIT.ok : EXIT.failed;
+  } catch (err) {
+    if (!(err instanceof StatusUnknown)) throw err;
+    report = err.partial;
+    code = EXIT.undetermined;
+  } finally {
+    p.close();
+  }
+  deps.stdout(
+    json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report, new Date(p.clock.now())),
+  );
+  return code;
+}
+
+async function doCheck(deps: RunDeps, opts: CommonOptions): Promise<number> {
+  const p = prepare(deps, opts);
+  let report: CheckReport;
+  try {
+    report = await runChecks(
+      { ec2: p.ec2, identity: p.identity, credentialSource: p.credentials.describe },
+      p.config,
+      new Deadline(p.clock, Math.min(p.config.deadlineSeconds, 30) * 1_000),
+    );
+  } finally {
+    p.close();
+  }
+  deps.stdout(renderChecks(report));
+  if (report.undetermined) return EXIT.undetermined;
+  return report.lines.every((l) => l.ok) ? EXIT.ok : EXIT.failed;
+}
+
+export type { AgentConfig, Logger };

@@ -1,0 +1,354 @@
+import 'aws-sdk-client-mock-vitest/extend';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  AssignPrivateIpAddressesCommand,
+  AssociateAddressCommand,
+  DescribeAddressesCommand,
+} from '@aws-sdk/client-ec2';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { StateStore } from '../../agent/src/state.js';
+import {
+  ALLOCATION_ID,
+  defaultConfig,
+  Ec2World,
+  ec2Error,
+  fakeImds,
+  PEER,
+  runAgent,
+  Sandbox,
+  THIS_NODE,
+  VIP,
+  virtualClock,
+} from './harness.js';
+
+let world: Ec2World;
+let sandbox: Sandbox;
+let clock: ReturnType<typeof virtualClock>;
+
+beforeEach(async () => {
+  world = new Ec2World();
+  sandbox = await Sandbox.create();
+  clock = virtualClock();
+  await sandbox.writeConfig(defaultConfig(sandbox));
+});
+afterEach(async () => {
+  world.mock.restore();
+  await sandbox.remove();
+});
+
+const takeover = (extra: string[] = []) =>
+  runAgent(['takeover', '-c', sandbox.configPath, ...extra], { imds: fakeImds(world), clock });
+
+async function readState() {
+  return JSON.parse(await readFile(join(sandbox.stateDir, 'state.json'), 'utf8'));
+}
+
+describe('takeover', () => {
+  it('first takeover: assigns the VIP with AllowReassignment, associates with AllowReassociation, verifies', async () => {
+    // GIVEN a fresh pair: the EIP unassociated, the VIP on no ENI
+    // WHEN this node becomes MASTER
+    const result = await takeover();
+    // THEN both mutating calls carry the allow flags and the result is verified
+    expect(result.code).toBe(0);
+    expect(world.mock).toHaveReceivedCommandWith(AssignPrivateIpAddressesCommand, {
+      NetworkInterfaceId: THIS_NODE.networkInterfaceId,
+      PrivateIpAddresses: [VIP],
+      AllowReassignment: true,
+    });
+    expect(world.mock).toHaveReceivedCommandWith(AssociateAddressCommand, {
+      AllocationId: ALLOCATION_ID,
+      NetworkInterfaceId: THIS_NODE.networkInterfaceId,
+      PrivateIpAddress: VIP,
+      AllowReassociation: true,
+    });
+    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+    const state = await readState();
+    expect(state.vrrpState).toBe('MASTER');
+    expect(state.lastTakeover.outcome).toBe('verified');
+  });
+
+  it('already held: sends no mutating call and reports noop', async () => {
+    world.ips.set(VIP, THIS_NODE.networkInterfaceId);
+    world.association = { eni: THIS_NODE.networkInterfaceId, ip: VIP };
+    const result = await takeover();
+    expect(result.code).toBe(0);
+    expect(world.mutatingCalls()).toEqual([]);
+    expect((await readState()).lastTakeover.outcome).toBe('noop');
+  });
+
+  it('EIP on the peer with the VIP: the assignment moves both, so no redundant AssociateAddress', async () => {
+    world.ips.set(VIP, PEER.networkInterfaceId);
+    world.association = { eni: PEER.networkInterfaceId, ip: VIP };
+    const result = await takeover();
+    expect(result.code).toBe(0);
+    expect(world.mutatingCalls()).toEqual(['AssignPrivateIpAddressesCommand']);
+    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+  });
+
+  it("EIP on the peer's primary IP: assigns the VIP here, then re-points the EIP", async () => {
+    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    const result = await takeover();
+    expect(result.code).toBe(0);
+    expect(world.mutatingCalls()).toEqual([
+      'AssignPrivateIpAddressesCommand',
+      'AssociateAddressCommand',
+    ]);
+    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+  });
+
+  it('private IP on the peer, EIP unassociated: moves the IP and associates', async () => {
+    world.ips.set(VIP, PEER.networkInterfaceId);
+    const result = await takeover();
+    expect(result.code).toBe(0);
+    expect(world.ips.get(VIP)).toBe(THIS_NODE.networkInterfaceId);
+    expect(world.mutatingCalls()).toEqual([
+      'AssignPrivateIpAddressesCommand',
+      'AssociateAddressCommand',
+    ]);
+  });
+
+  it('VIP already here but the EIP elsewhere: only AssociateAddress', async () => {
+    world.ips.set(VIP, THIS_NODE.networkInterfaceId);
+    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    const result = await takeover();
+    expect(result.code).toBe(0);
+    expect(world.mutatingCalls()).toEqual(['AssociateAddressCommand']);
+  });
+
+  it('throttled twice, then succeeds: retried with backoff within the deadline', async () => {
+    world.mock
+      .on(AssociateAddressCommand)
+      .rejectsOnce(ec2Error('RequestLimitExceeded', 503))
+      .rejectsOnce(ec2Error('RequestLimitExceeded', 503))
+      .callsFake((input) => {
+        world.association = { eni: input.NetworkInterfaceId, ip: input.PrivateIpAddress };
+        return {};
+      });
+    const result = await takeover();
+    expect(result.code).toBe(0);
+    expect(world.mock).toHaveReceivedCommandTimes(AssociateAddressCommand, 3);
+    const retries = result.logs.filter((l) => l.msg === 'ec2 call will be retried');
+    expect(retries).toHaveLength(2);
+    expect(retries[0]).toMatchObject({
+      action: 'AssociateAddress',
+      code: 'RequestLimitExceeded',
+      kind: 'throttled',
+    });
+  });
+
+  it('5xx from EC2 is retried like throttling', async () => {
+    world.mock
+      .on(AssignPrivateIpAddressesCommand)
+      .rejectsOnce(ec2Error('InternalError', 500))
+      .callsFake((input) => {
+        world.ips.set(input.PrivateIpAddresses[0], input.NetworkInterfaceId);
+        return {};
+      });
+    const result = await takeover();
+    expect(result.code).toBe(0);
+    expect(world.mock).toHaveReceivedCommandTimes(AssignPrivateIpAddressesCommand, 2);
+  });
+
+  it('verification polls while DescribeAddresses still shows the old association, then converges', async () => {
+    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    world.lagAfterAssociate(3);
+    const result = await takeover();
+    expect(result.code).toBe(0);
+    const polls = result.logs.filter((l) => l.msg === 'not yet visible; polling');
+    expect(polls.length).toBeGreaterThanOrEqual(2);
+    expect(result.logs.find((l) => l.msg === 'verified')).toBeDefined();
+  });
+
+  it('never converges: exit 1 once the deadline passes, not before and not much after', async () => {
+    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    world.lagAfterAssociate(Number.MAX_SAFE_INTEGER);
+    const result = await takeover(['--deadline', '10']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/takeover failed: not verified within the 10 s deadline/);
+    expect(clock.elapsed()).toBeLessThanOrEqual(10_000);
+    expect(clock.elapsed()).toBeGreaterThan(8_000);
+    expect((await readState()).lastTakeover.outcome).toBe('failed');
+  });
+
+  it('state flips to BACKUP mid-takeover: exit 3 and no further mutating call', async () => {
+    const store = new StateStore(sandbox.stateDir, clock);
+    world.onAssign = async () => {
+      await store.recordTransition('BACKUP');
+    };
+    const result = await takeover();
+    expect(result.code).toBe(3);
+    expect(world.mutatingCalls()).toEqual(['AssignPrivateIpAddressesCommand']);
+    expect(world.mock).not.toHaveReceivedCommand(AssociateAddressCommand);
+    expect((await readState()).vrrpState).toBe('BACKUP');
+    expect((await readState()).lastTakeover.outcome).toBe('superseded');
+  });
+
+  it('UnauthorizedOperation: no retry, one clear line naming the fix', async () => {
+    world.mock
+      .on(AssignPrivateIpAddressesCommand)
+      .rejects(ec2Error('UnauthorizedOperation', 403, 'You are not authorized'));
+    const result = await takeover();
+    expect(result.code).toBe(1);
+    expect(world.mock).toHaveReceivedCommandTimes(AssignPrivateIpAddressesCommand, 1);
+    expect(world.mock).not.toHaveReceivedCommand(AssociateAddressCommand);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(/UnauthorizedOperation.*instance profile.*eip-failover check/);
+  });
+
+  it('InvalidAllocationID.NotFound: no retry, exit 1, message points at the config', async () => {
+    world.mock.on(DescribeAddressesCommand).rejects(ec2Error('InvalidAllocationID.NotFound', 400));
+    const result = await takeover();
+    expect(result.code).toBe(1);
+    expect(world.mock).toHaveReceivedCommandTimes(DescribeAddressesCommand, 1);
+    expect(result.stderr).toMatch(/InvalidAllocationID\.NotFound.*allocationId and region/);
+  });
+
+  it('throttled past the deadline: gives up in time with exit 1', async () => {
+    world.mock.on(DescribeAddressesCommand).rejects(ec2Error('RequestLimitExceeded', 503));
+    const result = await takeover(['--deadline', '5']);
+    expect(result.code).toBe(1);
+    expect(clock.elapsed()).toBeLessThanOrEqual(5_000);
+    expect(result.stderr).toMatch(/RequestLimitExceeded/);
+  });
+
+  it('a VIP outside this subnet fails with a message pointing at cross-az mode', async () => {
+    await sandbox.writeConfig(
+      defaultConfig(sandbox, {
+        addresses: [{ allocationId: ALLOCATION_ID, privateIp: '10.0.1.50' }],
+      }),
+    );
+    const result = await takeover();
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /10\.0\.1\.50 is outside this node's subnet 10\.0\.0\.0\/24.*cross-az/,
+    );
+    expect(world.mutatingCalls()).toEqual([]);
+  });
+
+  it('cross-AZ mode (no private IP): associates with the primary private IP and assigns nothing', async () => {
+    await sandbox.writeConfig(
+      defaultConfig(sandbox, { addresses: [{ allocationId: ALLOCATION_ID }] }),
+    );
+    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    const result = await takeover();
+    expect(result.code).toBe(0);
+    expect(world.mock).not.toHaveReceivedCommand(AssignPrivateIpAddressesCommand);
+    expect(world.mock).toHaveReceivedCommandWith(AssociateAddressCommand, {
+      NetworkInterfaceId: THIS_NODE.networkInterfaceId,
+      PrivateIpAddress: THIS_NODE.primaryPrivateIp,
+      AllowReassociation: true,
+    });
+  });
+
+  it('--dry-run prints the plan and makes no mutating call or state change', async () => {
+    world.association = { eni: PEER.networkInterfaceId, ip: VIP };
+    world.ips.set(VIP, PEER.networkInterfaceId);
+    const result = await takeover(['--dry-run']);
+    expect(result.code).toBe(0);
+    expect(world.mutatingCalls()).toEqual([]);
+    expect(result.stdout).toMatch(
+      /would call AssignPrivateIpAddresses NetworkInterfaceId=eni-0aaaaaaaaaaaaaaa1 PrivateIpAddresses=10\.0\.0\.50 AllowReassignment=true/,
+    );
+    expect(result.stdout).toMatch(/would call AssociateAddress .*AllowReassociation=true/);
+    await expect(readFile(join(sandbox.stateDir, 'state.json'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('every log line of a takeover carries one failover id, and steps carry durations', async () => {
+    const result = await takeover();
+    const ids = new Set(result.logs.map((l) => l.failoverId));
+    expect(ids.size).toBe(1);
+    expect([...ids][0]).toMatch(/^[0-9a-f-]{36}$/);
+    const steps = result.logs.filter((l) => l.msg === 'step done').map((l) => l.step);
+    expect(steps).toEqual(
+      expect.arrayContaining(['identity', 'lock', 'observe', 'assign', 'verify']),
+    );
+    for (const line of result.logs.filter((l) => l.msg === 'step done'))
+      expect(typeof line.durationMs).toBe('number');
+  });
+});
+
+describe('release, notify, reconcile', () => {
+  it('release records the state and never calls EC2', async () => {
+    const result = await runAgent(['release', 'FAULT', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+    });
+    expect(result.code).toBe(0);
+    expect(world.mock.calls()).toHaveLength(0);
+    expect((await readState()).vrrpState).toBe('FAULT');
+  });
+
+  it('release rejects a state keepalived never sends', async () => {
+    const result = await runAgent(['release', 'MASTER', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+    });
+    expect(result.code).toBe(2);
+  });
+
+  it('notify INSTANCE VI_1 MASTER 150 takes over; BACKUP releases', async () => {
+    const master = await runAgent(
+      ['notify', 'INSTANCE', 'VI_1', 'MASTER', '150', '-c', sandbox.configPath],
+      { imds: fakeImds(world), clock },
+    );
+    expect(master.code).toBe(0);
+    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+    world.mock.resetHistory();
+    const backup = await runAgent(
+      ['notify', 'INSTANCE', 'VI_1', 'BACKUP', '100', '-c', sandbox.configPath],
+      { imds: fakeImds(world), clock },
+    );
+    expect(backup.code).toBe(0);
+    expect(world.mock.calls()).toHaveLength(0);
+    expect((await readState()).vrrpState).toBe('BACKUP');
+  });
+
+  it('notify with arguments keepalived never sends exits 2', async () => {
+    const result = await runAgent(
+      ['notify', 'INSTANCE', 'VI_1', 'LEADER', '-c', sandbox.configPath],
+      { imds: fakeImds(world), clock },
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/notify expects TYPE NAME STATE/);
+  });
+
+  it('reconcile on a BACKUP node does nothing', async () => {
+    await new StateStore(sandbox.stateDir, clock).recordTransition('BACKUP');
+    const result = await runAgent(['reconcile', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+    });
+    expect(result.code).toBe(0);
+    expect(world.mock.calls()).toHaveLength(0);
+  });
+
+  it('reconcile on a MASTER that lost the EIP (a manual move) takes it back', async () => {
+    await takeover();
+    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    world.mock.resetHistory();
+    const result = await runAgent(['reconcile', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+    });
+    expect(result.code).toBe(0);
+    expect(world.mutatingCalls()).toEqual(['AssociateAddressCommand']);
+    expect((await readState()).lastTakeover).toMatchObject({
+      command: 'reconcile',
+      outcome: 'verified',
+    });
+  });
+
+  it('reconcile on a MASTER that holds everything sends no mutating call and keeps the last takeover record', async () => {
+    await takeover();
+    const before = (await readState()).lastTakeover;
+    world.mock.resetHistory();
+    const result = await runAgent(['reconcile', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+    });
+    expect(result.code).toBe(0);
+    expect(world.mutatingCalls()).toEqual([]);
+    expect((await readState()).lastTakeover).toEqual(before);
+  });
+});
