@@ -137,10 +137,16 @@ export function loadConfig(
   );
   const logFileRaw = flags.logFile ?? optionalString(file.logFile, 'logFile', where);
   const logFile = logFileRaw === undefined ? undefined : absolutePath(logFileRaw, 'logFile');
-  const deadlineSeconds = parseDeadline(
-    flags.deadline ?? file.deadlineSeconds ?? DEFAULT_DEADLINE_SECONDS,
-    flags.deadline !== undefined ? '--deadline' : `"deadlineSeconds" ${where}`,
-  );
+  const deadlineSeconds =
+    flags.deadline !== undefined
+      ? parseDeadline(
+          /^\d+$/.test(flags.deadline) ? Number(flags.deadline) : flags.deadline,
+          '--deadline',
+        )
+      : parseDeadline(
+          file.deadlineSeconds ?? DEFAULT_DEADLINE_SECONDS,
+          `"deadlineSeconds" ${where}`,
+        );
 
   return {
     configPath: fileRead ? configPath : undefined,
@@ -265,11 +271,10 @@ function absolutePath(path: string, key: string): string {
   return path;
 }
 
-function parseDeadline(value: unknown, where: string): number {
-  const seconds = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+function parseDeadline(seconds: unknown, where: string): number {
   if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 5 || seconds > 3600) {
     throw new ConfigError(
-      `deadline ${JSON.stringify(value)} from ${where} must be a whole number of seconds from 5 to 3600 (default ${DEFAULT_DEADLINE_SECONDS})`,
+      `deadline ${JSON.stringify(seconds)} from ${where} must be a whole number of seconds from 5 to 3600 (default ${DEFAULT_DEADLINE_SECONDS})`,
     );
   }
   return seconds;

@@ -1,0 +1,177 @@
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Ec2Gateway } from '../../agent/src/ec2.js';
+import { systemClock } from '../../agent/src/retry.js';
+import { StateStore } from '../../agent/src/state.js';
+import {
+  ALLOCATION_ID,
+  defaultConfig,
+  Ec2World,
+  fakeImds,
+  runAgent,
+  Sandbox,
+  THIS_NODE,
+  VIP,
+} from './harness.js';
+
+let world: Ec2World;
+let sandbox: Sandbox;
+
+beforeEach(async () => {
+  world = new Ec2World();
+  sandbox = await Sandbox.create();
+  await sandbox.writeConfig(defaultConfig(sandbox));
+});
+afterEach(async () => {
+  world.mock.restore();
+  await sandbox.remove();
+});
+
+/** A gateway over the shared world that tags each call with its run, slowed down so runs overlap. */
+function taggedGateway(tag: string, trace: string[]): Ec2Gateway {
+  const slow = () => new Promise((r) => setTimeout(r, 15));
+  const gw = (): Ec2Gateway => ({
+    describeAddresses: async (ids) => {
+      trace.push(`${tag}:describe`);
+      await slow();
+      const a = world.association;
+      return ids.map((id) => ({
+        allocationId: id,
+        publicIp: '203.0.113.7',
+        association: a
+          ? { networkInterfaceId: a.eni, instanceId: null, privateIpAddress: a.ip }
+          : null,
+      }));
+    },
+    findPrivateIpHolder: async (_vpc, ip) => {
+      trace.push(`${tag}:holder`);
+      await slow();
+      return world.ips.get(ip) ?? null;
+    },
+    describeNetworkInterface: async () => {
+      throw new Error('not used');
+    },
+    assignPrivateIp: async (eni, ip) => {
+      trace.push(`${tag}:assign`);
+      await slow();
+      world.ips.set(ip, eni);
+    },
+    associateAddress: async (_id, eni, ip) => {
+      trace.push(`${tag}:associate`);
+      await slow();
+      world.association = { eni, ip };
+    },
+    dryRunAssign: async () => ({ permitted: true }),
+    dryRunAssociate: async () => ({ permitted: true }),
+  });
+  return gw();
+}
+
+describe('concurrency and the state dir', () => {
+  it('two concurrent takeovers never interleave their EC2 calls; the newer one wins', async () => {
+    const trace: string[] = [];
+    const run = (tag: string) =>
+      runAgent(['takeover', '-c', sandbox.configPath], {
+        imds: fakeImds(world),
+        clock: systemClock,
+        ec2: taggedGateway(tag, trace),
+      });
+    // A starts; once its first EC2 call is under way, B (a newer MASTER transition) starts.
+    const a = run('A');
+    while (!trace.some((t) => t.startsWith('A:'))) await new Promise((r) => setTimeout(r, 2));
+    const b = run('B');
+    const [ra, rb] = await Promise.all([a, b]);
+    // Each run's calls form one contiguous block.
+    const order = trace.map((t) => t.split(':')[0]);
+    const switches = order.filter((tag, i) => i > 0 && tag !== order[i - 1]).length;
+    expect(switches).toBeLessThanOrEqual(1);
+    expect(ra.code).toBe(3);
+    expect(rb.code).toBe(0);
+    expect(
+      trace.filter((t) => t.startsWith('A:')).some((t) => t === 'A:assign' || t === 'A:associate'),
+    ).toBe(false);
+    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+    // Nothing stays locked behind them.
+    await expect(stat(join(sandbox.stateDir, 'takeover.lock'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('a lock left by a dead process is recovered', async () => {
+    await mkdir(sandbox.stateDir, { recursive: true });
+    await writeFile(
+      join(sandbox.stateDir, 'takeover.lock'),
+      JSON.stringify({ pid: 2 ** 22 + 1, token: 'dead', acquiredAt: Date.now() }),
+    );
+    const result = await runAgent(['takeover', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock: systemClock,
+    });
+    expect(result.code).toBe(0);
+  });
+
+  it('a lock older than any legitimate holder is recovered even if its pid is alive', async () => {
+    await mkdir(sandbox.stateDir, { recursive: true });
+    await writeFile(
+      join(sandbox.stateDir, 'takeover.lock'),
+      JSON.stringify({ pid: process.pid, token: 'hung', acquiredAt: Date.now() - 10 * 60_000 }),
+    );
+    const result = await runAgent(['takeover', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock: systemClock,
+    });
+    expect(result.code).toBe(0);
+  });
+
+  it('sequence numbers increase by one per recorded transition, also under concurrency', async () => {
+    const store = new StateStore(sandbox.stateDir, systemClock);
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) => store.recordTransition(i % 2 ? 'BACKUP' : 'MASTER')),
+    );
+    expect((await store.read()).seq).toBe(10);
+  });
+
+  it('a torn state file reads as UNKNOWN instead of crashing', async () => {
+    await mkdir(sandbox.stateDir, { recursive: true });
+    await writeFile(join(sandbox.stateDir, 'state.json'), '{"seq": 4, "vrrpSt');
+    expect((await new StateStore(sandbox.stateDir, systemClock).read()).vrrpState).toBe('UNKNOWN');
+  });
+
+  it('--log-file appends JSON lines, creates the directory, mode 0640', async () => {
+    const logFile = join(sandbox.dir, 'log', 'agent.log');
+    await sandbox.writeConfig(defaultConfig(sandbox, { logFile }));
+    for (let i = 0; i < 2; i++) {
+      const { run } = await import('../../agent/src/cli.js');
+      const code = await run(['release', '-c', sandbox.configPath], {
+        env: {},
+        stdout: () => {},
+        stderr: () => {},
+      });
+      expect(code).toBe(0);
+    }
+    const lines = (await readFile(logFile, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({
+      level: 'info',
+      name: 'eip-failover',
+      command: 'release',
+      vrrpState: 'BACKUP',
+    });
+    expect((await stat(logFile)).mode & 0o777).toBe(0o640);
+  });
+
+  it('credentials never reach the log', async () => {
+    const result = await runAgent(['takeover', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock: systemClock,
+      env: { AWS_ACCESS_KEY_ID: 'AKIDSECRETCANARY', AWS_SECRET_ACCESS_KEY: 'canary-secret-value' },
+    });
+    expect(result.code).toBe(0);
+    const text = JSON.stringify(result.logs);
+    expect(text).not.toContain('canary-secret-value');
+    expect(text).not.toContain('AKIDSECRETCANARY');
+    expect(ALLOCATION_ID).toBeTruthy();
+  });
+});

@@ -1,0 +1,233 @@
+import 'aws-sdk-client-mock-vitest/extend';
+import {
+  AssignPrivateIpAddressesCommand,
+  AssociateAddressCommand,
+  DescribeAddressesCommand,
+} from '@aws-sdk/client-ec2';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { StateStore } from '../../agent/src/state.js';
+import {
+  ALLOCATION_ID,
+  defaultConfig,
+  Ec2World,
+  ec2Error,
+  fakeImds,
+  PEER,
+  PUBLIC_IP,
+  runAgent,
+  Sandbox,
+  THIS_NODE,
+  VIP,
+  virtualClock,
+} from './harness.js';
+
+let world: Ec2World;
+let sandbox: Sandbox;
+let clock: ReturnType<typeof virtualClock>;
+
+beforeEach(async () => {
+  world = new Ec2World();
+  sandbox = await Sandbox.create();
+  clock = virtualClock();
+  await sandbox.writeConfig(defaultConfig(sandbox));
+});
+afterEach(async () => {
+  world.mock.restore();
+  await sandbox.remove();
+});
+
+const status = (json = true) =>
+  runAgent(['status', ...(json ? ['--json'] : []), '-c', sandbox.configPath], {
+    imds: fakeImds(world),
+    clock,
+  });
+const record = (state: 'MASTER' | 'BACKUP') =>
+  new StateStore(sandbox.stateDir, clock).recordTransition(state);
+
+describe('status', () => {
+  it('consistent: MASTER holds the address; the JSON has every key of the contract', async () => {
+    await runAgent(['takeover', '-c', sandbox.configPath], { imds: fakeImds(world), clock });
+    const result = await status();
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report).toEqual({
+      node: {
+        instanceId: THIS_NODE.instanceId,
+        networkInterfaceId: THIS_NODE.networkInterfaceId,
+        vrrpState: 'MASTER',
+        vrrpStateSince: expect.stringMatching(/Z$/),
+      },
+      addresses: [
+        {
+          allocationId: ALLOCATION_ID,
+          publicIp: PUBLIC_IP,
+          privateIp: VIP,
+          association: {
+            networkInterfaceId: THIS_NODE.networkInterfaceId,
+            instanceId: THIS_NODE.instanceId,
+            privateIpAddress: VIP,
+          },
+          privateIpHolder: THIS_NODE.networkInterfaceId,
+          heldByThisNode: true,
+        },
+      ],
+      lastTakeover: {
+        startedAt: expect.any(String),
+        finishedAt: expect.any(String),
+        durationMs: expect.any(Number),
+        outcome: 'verified',
+      },
+      consistent: true,
+      problems: [],
+    });
+  });
+
+  it('consistent: BACKUP holds nothing', async () => {
+    await record('BACKUP');
+    world.ips.set(VIP, PEER.networkInterfaceId);
+    world.association = { eni: PEER.networkInterfaceId, ip: VIP };
+    const result = await status();
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.consistent).toBe(true);
+    expect(report.addresses[0].heldByThisNode).toBe(false);
+    expect(report.addresses[0].privateIpHolder).toBe(PEER.networkInterfaceId);
+  });
+
+  it('drift: MASTER but the EIP points at the peer → exit 1 and the problem named', async () => {
+    await record('MASTER');
+    world.ips.set(VIP, PEER.networkInterfaceId);
+    world.association = { eni: PEER.networkInterfaceId, ip: VIP };
+    const result = await status();
+    expect(result.code).toBe(1);
+    const report = JSON.parse(result.stdout);
+    expect(report.consistent).toBe(false);
+    expect(report.problems[0]).toMatch(
+      /this node is MASTER but eipalloc-0123456789abcdef0 \(203\.0\.113\.7\) points at eni-0bbbbbbbbbbbbbbb2 \(i-0bbbbbbbbbbbbbbb2\) 10\.0\.0\.50/,
+    );
+  });
+
+  it('drift: BACKUP but still holding the address', async () => {
+    await record('BACKUP');
+    world.ips.set(VIP, THIS_NODE.networkInterfaceId);
+    world.association = { eni: THIS_NODE.networkInterfaceId, ip: VIP };
+    const result = await status();
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout).problems[0]).toMatch(/this node is BACKUP but .* points here/);
+  });
+
+  it('exact comparison: an association to 10.0.0.5 is not the VIP 10.0.0.50', async () => {
+    await record('MASTER');
+    world.ips.set(VIP, THIS_NODE.networkInterfaceId);
+    world.ips.set('10.0.0.5', THIS_NODE.networkInterfaceId);
+    world.association = { eni: THIS_NODE.networkInterfaceId, ip: '10.0.0.5' };
+    const result = await status();
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout).addresses[0].heldByThisNode).toBe(false);
+  });
+
+  it('unknown: EC2 unreachable → exit 4, still valid JSON naming the problem', async () => {
+    await record('MASTER');
+    world.mock
+      .on(DescribeAddressesCommand)
+      .rejects(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    const result = await runAgent(
+      ['status', '--json', '-c', sandbox.configPath, '--deadline', '5'],
+      { imds: fakeImds(world), clock },
+    );
+    expect(result.code).toBe(4);
+    const report = JSON.parse(result.stdout);
+    expect(report.consistent).toBe(false);
+    expect(report.node.vrrpState).toBe('MASTER');
+    expect(report.problems[0]).toMatch(
+      /state could not be determined: DescribeAddresses still failing \(ECONNREFUSED\)/,
+    );
+  });
+
+  it('unknown: IMDS down → exit 4', async () => {
+    const imds = {
+      endpoint: 'memory://down',
+      get: async () => {
+        throw new (await import('../../agent/src/errors.js')).ImdsError(
+          'IMDS unreachable at x (ECONNREFUSED)',
+        );
+      },
+    };
+    const result = await runAgent(['status', '-c', sandbox.configPath], { imds, clock });
+    expect(result.code).toBe(4);
+    expect(result.stdout).toMatch(/state could not be determined: IMDS unreachable/);
+  });
+
+  it('no transition recorded: UNKNOWN is reported as a problem', async () => {
+    const result = await status();
+    const report = JSON.parse(result.stdout);
+    expect(report.node.vrrpState).toBe('UNKNOWN');
+    expect(report.problems).toContain(
+      'no VRRP transition recorded yet: keepalived has not called the agent on this node',
+    );
+  });
+
+  it('the table shows state, where the EIP points, the last takeover and the verdict', async () => {
+    await runAgent(['takeover', '-c', sandbox.configPath], { imds: fakeImds(world), clock });
+    const result = await status(false);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^vrrp\s+MASTER since 2026-11-23T03:00:00\.000Z/m);
+    expect(result.stdout).toMatch(
+      /eipalloc-0123456789abcdef0\s+203\.0\.113\.7\s+10\.0\.0\.50\s+eni-0aaaaaaaaaaaaaaa1 \(i-0aaaaaaaaaaaaaaa1\) 10\.0\.0\.50\s+eni-0aaaaaaaaaaaaaaa1\s+yes/,
+    );
+    expect(result.stdout).toMatch(/^last\s+verified in \d+ ms/m);
+    expect(result.stdout).toMatch(/^verdict\s+CONSISTENT$/m);
+  });
+
+  it('status makes no mutating call', async () => {
+    await record('MASTER');
+    await status();
+    expect(world.mock).not.toHaveReceivedCommand(AssignPrivateIpAddressesCommand);
+    expect(world.mock).not.toHaveReceivedCommand(AssociateAddressCommand);
+  });
+});
+
+describe('check', () => {
+  it('all permitted: DryRun answers DryRunOperation for both mutating calls', async () => {
+    const result = await runAgent(['check', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^ok\s+imds\s+IMDSv2: i-0aaaaaaaaaaaaaaa1/m);
+    expect(result.stdout).toMatch(
+      /^ok\s+permission AssignPrivateIpAddresses\s+DryRun .*permitted/m,
+    );
+    expect(result.stdout).toMatch(/^ok\s+permission AssociateAddress\s+DryRun .*permitted/m);
+    expect(world.mock).toHaveReceivedCommandWith(AssociateAddressCommand, {
+      DryRun: true,
+      AllowReassociation: true,
+    });
+    expect(world.mutatingCalls().length).toBe(2);
+    expect(world.association).toBeNull();
+  });
+
+  it('UnauthorizedOperation on a DryRun: FAIL naming the action, exit 1', async () => {
+    world.mock.on(AssociateAddressCommand).rejects(ec2Error('UnauthorizedOperation', 403));
+    const result = await runAgent(['check', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+    });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(
+      /^FAIL\s+permission AssociateAddress\s+AssociateAddress was refused \(UnauthorizedOperation\)/m,
+    );
+  });
+
+  it('EC2 unreachable: exit 4', async () => {
+    world.mock
+      .on(DescribeAddressesCommand)
+      .rejects(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    const result = await runAgent(['check', '-c', sandbox.configPath, '--deadline', '5'], {
+      imds: fakeImds(world),
+      clock,
+    });
+    expect(result.code).toBe(4);
+    expect(result.stdout).toMatch(/^FAIL\s+ec2/m);
+  });
+});
