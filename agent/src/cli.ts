@@ -10,7 +10,13 @@ import { discoverIdentity, type NodeIdentity } from './identity.js';
 import { type Imds, ImdsClient } from './imds.js';
 import { createLogger } from './log.js';
 import { type Clock, Deadline, systemClock } from './retry.js';
-import { StateStore, type TakeoverOutcome, type VrrpState } from './state.js';
+import {
+  currentOrigin,
+  StateStore,
+  type TakeoverOutcome,
+  type TransitionOrigin,
+  type VrrpState,
+} from './state.js';
 import { collectStatus, renderStatus, type StatusReport, StatusUnknown } from './status.js';
 import { type TakeoverResult, takeover } from './takeover.js';
 
@@ -36,6 +42,8 @@ export interface RunDeps {
   readonly ec2?: Ec2Gateway;
   readonly logStream?: DestinationStream;
   readonly sysClassNet?: string;
+  /** When keepalived forked this hook; defaults to this process's start time from /proc. */
+  readonly origin?: TransitionOrigin | null;
 }
 
 interface CommonOptions {
@@ -243,7 +251,18 @@ async function takeoverAs(
   if (p.config.dryRun) {
     seq = (await p.state.read()).seq;
   } else if (command === 'takeover') {
-    seq = (await p.state.recordTransition('MASTER')).seq;
+    const recorded = await p.state.recordTransition('MASTER', origin(deps));
+    if (recorded.stale) {
+      log.warn(
+        { recorded: recorded.state.vrrpState, seq: recorded.state.seq },
+        'stale MASTER transition: a later one is already recorded; not acting',
+      );
+      deps.stderr(
+        `eip-failover: takeover superseded: keepalived reported a later transition (${recorded.state.vrrpState}) first\n`,
+      );
+      return EXIT.superseded;
+    }
+    seq = recorded.state.seq;
     log.info({ seq, vrrpState: 'MASTER' }, 'transition recorded');
   } else {
     const current = await p.state.read();
@@ -283,6 +302,10 @@ async function recordResult(
   });
 }
 
+function origin(deps: RunDeps): TransitionOrigin | null {
+  return deps.origin === undefined ? currentOrigin() : deps.origin;
+}
+
 const RELEASE_STATES: ReadonlySet<string> = new Set(['BACKUP', 'FAULT', 'STOP']);
 
 async function doRelease(deps: RunDeps, opts: CommonOptions, rawState: string): Promise<number> {
@@ -293,12 +316,19 @@ async function doRelease(deps: RunDeps, opts: CommonOptions, rawState: string): 
   }
   const p = prepare(deps, opts);
   try {
-    const recorded = await p.state.recordTransition(state as VrrpState);
     // The new MASTER moves the addresses; disassociating from a failing node could only cause an outage.
-    p.log.info(
-      { command: 'release', seq: recorded.seq, vrrpState: state },
-      'transition recorded; no EC2 change',
-    );
+    const recorded = await p.state.recordTransition(state as VrrpState, origin(deps));
+    if (recorded.stale) {
+      p.log.warn(
+        { command: 'release', vrrpState: state, recorded: recorded.state.vrrpState },
+        'stale transition: a later one is already recorded',
+      );
+    } else {
+      p.log.info(
+        { command: 'release', seq: recorded.state.seq, vrrpState: state },
+        'transition recorded; no EC2 change',
+      );
+    }
     return EXIT.ok;
   } finally {
     p.close();

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from './retry.js';
@@ -23,9 +24,53 @@ export interface NodeState {
   readonly vrrpState: VrrpState;
   readonly vrrpStateSince: string | null;
   readonly lastTakeover: TakeoverRecord | null;
+  /** When the process that recorded the current state was forked (see TransitionOrigin). */
+  readonly origin: TransitionOrigin | null;
 }
 
-const EMPTY: NodeState = { seq: 0, vrrpState: 'UNKNOWN', vrrpStateSince: null, lastTakeover: null };
+/**
+ * When keepalived forked the hook that reports a transition: the kernel's start time of this
+ * process, in clock ticks since boot, with the boot it belongs to. keepalived forks its hooks one
+ * after another in transition order, so this restores that order even when the hooks, started
+ * concurrently, reach the state dir in another.
+ */
+export interface TransitionOrigin {
+  readonly bootId: string;
+  readonly startTicks: number;
+}
+
+export function currentOrigin(): TransitionOrigin | null {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // Fields after the command name in parentheses; starttime is field 22 of the whole line.
+    const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return Number.isSafeInteger(startTicks) && bootId !== '' ? { bootId, startTicks } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** True when `incoming` was forked before the transition already recorded: it is stale. */
+export function isStaleTransition(
+  incoming: TransitionOrigin | null,
+  recorded: TransitionOrigin | null,
+): boolean {
+  if (incoming === null || recorded === null || incoming.bootId !== recorded.bootId) return false;
+  return incoming.startTicks < recorded.startTicks;
+}
+
+export type RecordResult =
+  | { readonly stale: false; readonly state: NodeState }
+  | { readonly stale: true; readonly state: NodeState };
+
+const EMPTY: NodeState = {
+  seq: 0,
+  vrrpState: 'UNKNOWN',
+  vrrpStateSince: null,
+  lastTakeover: null,
+  origin: null,
+};
 const STATE_FILE = 'state.json';
 const STATE_LOCK = 'state.lock';
 const TAKEOVER_LOCK = 'takeover.lock';
@@ -52,17 +97,32 @@ export class StateStore {
     return parseState(text);
   }
 
-  /** Records a VRRP transition and returns the state with its new sequence number. */
-  recordTransition(vrrpState: VrrpState): Promise<NodeState> {
-    return this.update((current) => ({
-      ...current,
-      seq: current.seq + 1,
-      vrrpState,
-      vrrpStateSince: new Date(this.clock.now()).toISOString(),
-    }));
+  /**
+   * Records a VRRP transition with a new sequence number, unless a transition that keepalived
+   * reported later (forked later) is already recorded: then this one is stale and changes nothing.
+   */
+  async recordTransition(
+    vrrpState: VrrpState,
+    origin: TransitionOrigin | null = null,
+  ): Promise<RecordResult> {
+    let stale = false;
+    const state = await this.update((current) => {
+      if (isStaleTransition(origin, current.origin)) {
+        stale = true;
+        return current;
+      }
+      return {
+        ...current,
+        seq: current.seq + 1,
+        vrrpState,
+        vrrpStateSince: new Date(this.clock.now()).toISOString(),
+        origin,
+      };
+    });
+    return { stale, state };
   }
 
-  recordTakeover(record: TakeoverRecord): Promise<NodeState> {
+  async recordTakeover(record: TakeoverRecord): Promise<NodeState> {
     return this.update((current) => ({ ...current, lastTakeover: record }));
   }
 
@@ -114,7 +174,12 @@ function parseState(text: string): NodeState {
     r.lastTakeover && typeof r.lastTakeover === 'object'
       ? (r.lastTakeover as TakeoverRecord)
       : null;
-  return { seq, vrrpState, vrrpStateSince: since, lastTakeover: last };
+  const o = (r.origin ?? null) as Partial<TransitionOrigin> | null;
+  const origin =
+    o !== null && typeof o.bootId === 'string' && typeof o.startTicks === 'number'
+      ? { bootId: o.bootId, startTicks: o.startTicks }
+      : null;
+  return { seq, vrrpState, vrrpStateSince: since, lastTakeover: last, origin };
 }
 
 export interface Lock {

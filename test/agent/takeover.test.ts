@@ -352,3 +352,65 @@ describe('release, notify, reconcile', () => {
     expect((await readState()).lastTakeover).toEqual(before);
   });
 });
+
+describe('stale transitions (hooks that reach the state dir out of keepalived order)', () => {
+  const boot = 'b00t-1d';
+  it('a MASTER hook forked before an already recorded BACKUP hook does not act', async () => {
+    // GIVEN keepalived went MASTER then BACKUP, and the BACKUP hook (forked later) recorded first
+    const backup = await runAgent(['release', 'BACKUP', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+      origin: { bootId: boot, startTicks: 200 },
+    });
+    expect(backup.code).toBe(0);
+    // WHEN the earlier MASTER hook arrives
+    const master = await runAgent(['takeover', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+      origin: { bootId: boot, startTicks: 150 },
+    });
+    // THEN it is superseded without any EC2 call, and the state stays BACKUP
+    expect(master.code).toBe(3);
+    expect(world.mock.calls()).toHaveLength(0);
+    expect((await readState()).vrrpState).toBe('BACKUP');
+  });
+
+  it('a stale BACKUP hook does not overwrite a later MASTER', async () => {
+    await runAgent(['takeover', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+      origin: { bootId: boot, startTicks: 300 },
+    });
+    const stale = await runAgent(['release', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+      origin: { bootId: boot, startTicks: 299 },
+    });
+    expect(stale.code).toBe(0);
+    expect(
+      stale.logs.some((l) => l.msg === 'stale transition: a later one is already recorded'),
+    ).toBe(true);
+    expect((await readState()).vrrpState).toBe('MASTER');
+  });
+
+  it('origins from another boot are not compared (the state dir may outlive a reboot)', async () => {
+    await runAgent(['release', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+      origin: { bootId: 'old-boot', startTicks: 900_000 },
+    });
+    const master = await runAgent(['takeover', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+      origin: { bootId: boot, startTicks: 10 },
+    });
+    expect(master.code).toBe(0);
+  });
+
+  it('the real origin of this process is read from /proc', async () => {
+    const { currentOrigin } = await import('../../agent/src/state.js');
+    const origin = currentOrigin();
+    expect(origin?.startTicks).toBeGreaterThan(0);
+    expect(origin?.bootId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
