@@ -44,7 +44,10 @@ export class Proc {
       const waiter = {
         pattern,
         since,
-        resolve: (line: Line) => (clearTimeout(timer), resolve(line)),
+        resolve: (line: Line) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
       };
       const timer = setTimeout(() => {
         this.waiters.splice(this.waiters.indexOf(waiter), 1);
