@@ -209,7 +209,6 @@ function prepare(deps: RunDeps, opts: CommonOptions) {
     describeNetworkInterface: async (...a) => (await lazyEc2()).describeNetworkInterface(...a),
     assignPrivateIp: async (...a) => (await lazyEc2()).assignPrivateIp(...a),
     associateAddress: async (...a) => (await lazyEc2()).associateAddress(...a),
-    dryRunAssign: async (...a) => (await lazyEc2()).dryRunAssign(...a),
     dryRunAssociate: async (...a) => (await lazyEc2()).dryRunAssociate(...a),
   };
   const state = new StateStore(config.stateDir, clock);

@@ -54,7 +54,6 @@ export interface Ec2Gateway {
     ip: string,
     deadline: Deadline,
   ): Promise<void>;
-  dryRunAssign(networkInterfaceId: string, ip: string, deadline: Deadline): Promise<Permission>;
   dryRunAssociate(
     allocationId: string,
     networkInterfaceId: string,
@@ -182,7 +181,7 @@ export class SdkEc2Gateway implements Ec2Gateway {
 
   async assignPrivateIp(networkInterfaceId: string, ip: string, deadline: Deadline): Promise<void> {
     await this.call('AssignPrivateIpAddresses', deadline, (signal) =>
-      this.client.send(assignCommand(networkInterfaceId, ip, false), { abortSignal: signal }),
+      this.client.send(assignCommand(networkInterfaceId, ip), { abortSignal: signal }),
     );
   }
 
@@ -196,12 +195,6 @@ export class SdkEc2Gateway implements Ec2Gateway {
       this.client.send(associateCommand(allocationId, networkInterfaceId, ip, false), {
         abortSignal: signal,
       }),
-    );
-  }
-
-  dryRunAssign(networkInterfaceId: string, ip: string, deadline: Deadline): Promise<Permission> {
-    return this.dryRun('AssignPrivateIpAddresses', deadline, (signal) =>
-      this.client.send(assignCommand(networkInterfaceId, ip, true), { abortSignal: signal }),
     );
   }
 
@@ -285,17 +278,13 @@ export class SdkEc2Gateway implements Ec2Gateway {
   }
 }
 
-function assignCommand(
-  networkInterfaceId: string,
-  ip: string,
-  dryRun: boolean,
-): AssignPrivateIpAddressesCommand {
+function assignCommand(networkInterfaceId: string, ip: string): AssignPrivateIpAddressesCommand {
   // AllowReassignment: the peer may still hold the IP; without it the second failover is refused.
+  // EC2 offers no DryRun for this action: anything built here is a real move.
   return new AssignPrivateIpAddressesCommand({
     NetworkInterfaceId: networkInterfaceId,
     PrivateIpAddresses: [ip],
     AllowReassignment: true,
-    ...(dryRun ? { DryRun: true } : {}),
   });
 }
 

@@ -115,7 +115,6 @@ export class Ec2World {
       };
     });
     this.mock.on(AssignPrivateIpAddressesCommand).callsFake(async (input) => {
-      if (input.DryRun) throw ec2Error('DryRunOperation', 412);
       await this.onAssign?.();
       const ip = input.PrivateIpAddresses?.[0] as string;
       this.ips.set(ip, input.NetworkInterfaceId as string);

@@ -62,7 +62,6 @@ function taggedGateway(tag: string, trace: string[]): Ec2Gateway {
       await slow();
       world.association = { eni, ip };
     },
-    dryRunAssign: async () => ({ permitted: true }),
     dryRunAssociate: async () => ({ permitted: true }),
   });
   return gw();

@@ -188,23 +188,33 @@ describe('status', () => {
 });
 
 describe('check', () => {
-  it('all permitted: DryRun answers DryRunOperation for both mutating calls', async () => {
+  it('permitted: DryRun of AssociateAddress answers DryRunOperation; nothing moves', async () => {
     const result = await runAgent(['check', '-c', sandbox.configPath], {
       imds: fakeImds(world),
       clock,
     });
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^ok\s+imds\s+IMDSv2: i-0aaaaaaaaaaaaaaa1/m);
-    expect(result.stdout).toMatch(
-      /^ok\s+permission AssignPrivateIpAddresses\s+DryRun .*permitted/m,
-    );
     expect(result.stdout).toMatch(/^ok\s+permission AssociateAddress\s+DryRun .*permitted/m);
     expect(world.mock).toHaveReceivedCommandWith(AssociateAddressCommand, {
       DryRun: true,
       AllowReassociation: true,
     });
-    expect(world.mutatingCalls().length).toBe(2);
     expect(world.association).toBeNull();
+  });
+
+  it('never sends AssignPrivateIpAddresses: EC2 has no DryRun for it, so a probe would move the VIP', async () => {
+    world.ips.set(VIP, PEER.networkInterfaceId);
+    const result = await runAgent(['check', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+    });
+    expect(result.code).toBe(0);
+    expect(world.mock).not.toHaveReceivedCommand(AssignPrivateIpAddressesCommand);
+    expect(world.ips.get(VIP)).toBe(PEER.networkInterfaceId);
+    expect(result.stdout).toMatch(
+      /^skip\s+permission AssignPrivateIpAddresses\s+not checkable without moving 10\.0\.0\.50: EC2 offers no DryRun/m,
+    );
   });
 
   it('UnauthorizedOperation on a DryRun: FAIL naming the action, exit 1', async () => {
