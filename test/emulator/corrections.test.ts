@@ -218,6 +218,23 @@ describe('AssignPrivateIpAddresses', () => {
     });
   });
 
+  it('applies concurrent reassignments one at a time: the address ends on exactly one interface', async () => {
+    await assignVip(world.primary.networkInterfaceId, true);
+
+    await Promise.all([
+      assignVip(world.secondary.networkInterfaceId, true),
+      assignVip(world.primary.networkInterfaceId, true),
+      assignVip(world.secondary.networkInterfaceId, true),
+    ]);
+
+    const holders = await ec2.send(
+      new DescribeNetworkInterfacesCommand({
+        Filters: [{ Name: 'addresses.private-ip-address', Values: [vip] }],
+      }),
+    );
+    expect(holders.NetworkInterfaces).toHaveLength(1);
+  });
+
   it('lists in AssignedPrivateIpAddresses the addresses this call assigned', async () => {
     const out = await assignVip(world.primary.networkInterfaceId, true);
 

@@ -46,6 +46,7 @@ os.environ.setdefault(
 
 from moto.core import errors as moto_errors
 from moto.core import serialize as moto_serialize
+from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.elastic_ip_addresses import ElasticAddress, ElasticAddressBackend
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface, NetworkInterfaceBackend
@@ -226,8 +227,6 @@ def correct_associate_address() -> None:
             reassociate=_as_bool(self._get_param("AllowReassociation")),
             private_ip_address=self._get_param("PrivateIpAddress"),
         )
-        from moto.core.responses import ActionResult
-
         return ActionResult({"AssociationId": eip.association_id})
 
     ElasticAddressBackend.associate_address = associate_address  # type: ignore[method-assign]
@@ -364,8 +363,6 @@ def correct_assign_private_ip_addresses() -> None:
         return eni, list(private_ip_addresses)
 
     def assign_response(self: Any) -> Any:
-        from moto.core.responses import ActionResult
-
         eni, assigned = self.ec2_backend.assign_private_ip_addresses(
             self._get_param("NetworkInterfaceId"),
             self._get_param("PrivateIpAddresses", []),

@@ -114,13 +114,16 @@ describe('createWorld', () => {
 });
 
 describe('startEmulator', () => {
-  it('binds the port it is given', async () => {
+  it('binds the address and port it is given, and serves EC2 there', async () => {
     const port = await freePort();
-    const other = await startEmulator({ port });
+    const other = await startEmulator({ host: '127.0.0.2', port });
+    const client = other.client({ maxAttempts: 1 });
     try {
-      expect(other.endpoint).toBe(`http://127.0.0.1:${port}`);
-      expect(await other.actions()).toEqual([]);
+      expect(other.endpoint).toBe(`http://127.0.0.2:${port}`);
+      await client.send(new DescribeAddressesCommand({}));
+      expect((await other.actions()).map((a) => a.action)).toEqual(['DescribeAddresses']);
     } finally {
+      client.destroy();
       await other.stop();
     }
     expect(isAlive(other.pid)).toBe(false);
@@ -138,7 +141,7 @@ function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, '127.0.0.2', () => {
       const address = server.address();
       server.close(() =>
         typeof address === 'object' && address
