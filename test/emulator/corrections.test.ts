@@ -10,37 +10,23 @@ import {
   DescribeInstancesCommand,
   DescribeNetworkInterfacesCommand,
   DescribeSecurityGroupsCommand,
-  type EC2Client,
   UnassignPrivateIpAddressesCommand,
 } from '@aws-sdk/client-ec2';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type Emulator, startEmulator } from '../support/emulator.js';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createWorld, type World } from '../support/world.js';
-import { ec2Failure } from './helpers.js';
+import { ec2Failure, useEmulator } from './helpers.js';
 
-let emulator: Emulator;
-let ec2: EC2Client;
+const env = useEmulator();
 let world: World;
 let vip: string;
 
-beforeAll(async () => {
-  emulator = await startEmulator();
-  ec2 = emulator.client({ maxAttempts: 1 });
-});
-
-afterAll(async () => {
-  ec2?.destroy();
-  await emulator?.stop();
-});
-
 beforeEach(async () => {
-  await emulator.reset();
-  world = await createWorld(ec2, { mode: 'same-subnet' });
+  world = await createWorld(env.ec2, { mode: 'same-subnet' });
   vip = world.vip ?? '';
 });
 
 const assignVip = (networkInterfaceId: string, allowReassignment?: boolean) =>
-  ec2.send(
+  env.ec2.send(
     new AssignPrivateIpAddressesCommand({
       NetworkInterfaceId: networkInterfaceId,
       PrivateIpAddresses: [vip],
@@ -52,7 +38,7 @@ const associate = (
   networkInterfaceId: string,
   extra: { PrivateIpAddress?: string; AllowReassociation?: boolean; DryRun?: boolean } = {},
 ) =>
-  ec2.send(
+  env.ec2.send(
     new AssociateAddressCommand({
       AllocationId: world.allocationId,
       NetworkInterfaceId: networkInterfaceId,
@@ -61,12 +47,14 @@ const associate = (
   );
 
 const address = async () => {
-  const out = await ec2.send(new DescribeAddressesCommand({ AllocationIds: [world.allocationId] }));
+  const out = await env.ec2.send(
+    new DescribeAddressesCommand({ AllocationIds: [world.allocationId] }),
+  );
   return out.Addresses?.[0];
 };
 
 const eniIps = async (networkInterfaceId: string) => {
-  const out = await ec2.send(
+  const out = await env.ec2.send(
     new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [networkInterfaceId] }),
   );
   return (out.NetworkInterfaces?.[0]?.PrivateIpAddresses ?? []).map((p) => p.PrivateIpAddress);
@@ -97,7 +85,7 @@ describe('AssociateAddress', () => {
   });
 
   it('with InstanceId associates the primary private IP of its primary network interface', async () => {
-    await ec2.send(
+    await env.ec2.send(
       new AssociateAddressCommand({
         AllocationId: world.allocationId,
         InstanceId: world.secondary.instanceId,
@@ -153,7 +141,7 @@ describe('AssociateAddress', () => {
   });
 
   it('under the policy allowReassociationByDefault, a move without the flag succeeds', async () => {
-    await emulator.setPolicy({ allowReassociationByDefault: true });
+    await env.emulator.setPolicy({ allowReassociationByDefault: true });
     await associate(world.primary.networkInterfaceId);
 
     await associate(world.secondary.networkInterfaceId);
@@ -227,7 +215,7 @@ describe('AssignPrivateIpAddresses', () => {
       assignVip(world.secondary.networkInterfaceId, true),
     ]);
 
-    const holders = await ec2.send(
+    const holders = await env.ec2.send(
       new DescribeNetworkInterfacesCommand({
         Filters: [{ Name: 'addresses.private-ip-address', Values: [vip] }],
       }),
@@ -243,7 +231,7 @@ describe('AssignPrivateIpAddresses', () => {
 
   it("refuses an address outside the interface's subnet (InvalidParameterValue)", async () => {
     const failure = await ec2Failure(
-      ec2.send(
+      env.ec2.send(
         new AssignPrivateIpAddressesCommand({
           NetworkInterfaceId: world.primary.networkInterfaceId,
           PrivateIpAddresses: ['10.0.9.50'],
@@ -257,7 +245,7 @@ describe('AssignPrivateIpAddresses', () => {
 
   it("never takes another interface's primary address, even with AllowReassignment", async () => {
     const failure = await ec2Failure(
-      ec2.send(
+      env.ec2.send(
         new AssignPrivateIpAddressesCommand({
           NetworkInterfaceId: world.secondary.networkInterfaceId,
           PrivateIpAddresses: [world.primary.privateIp],
@@ -276,7 +264,7 @@ describe('UnassignPrivateIpAddresses', () => {
     await assignVip(world.primary.networkInterfaceId, true);
     await associate(world.primary.networkInterfaceId, { PrivateIpAddress: vip });
 
-    await ec2.send(
+    await env.ec2.send(
       new UnassignPrivateIpAddressesCommand({
         NetworkInterfaceId: world.primary.networkInterfaceId,
         PrivateIpAddresses: [vip],
@@ -291,7 +279,7 @@ describe('UnassignPrivateIpAddresses', () => {
 
   it('refuses an address not assigned to the interface (InvalidParameterValue)', async () => {
     const failure = await ec2Failure(
-      ec2.send(
+      env.ec2.send(
         new UnassignPrivateIpAddressesCommand({
           NetworkInterfaceId: world.primary.networkInterfaceId,
           PrivateIpAddresses: [vip],
@@ -318,7 +306,7 @@ describe('DescribeAddresses', () => {
     await assignVip(world.primary.networkInterfaceId, true);
     await associate(world.primary.networkInterfaceId, { PrivateIpAddress: vip });
 
-    const out = await ec2.send(new DescribeAddressesCommand({ PublicIps: [world.publicIp] }));
+    const out = await env.ec2.send(new DescribeAddressesCommand({ PublicIps: [world.publicIp] }));
 
     expect(out.Addresses).toEqual([await address()]);
   });
@@ -327,7 +315,7 @@ describe('DescribeAddresses', () => {
     await assignVip(world.primary.networkInterfaceId, true);
     await associate(world.primary.networkInterfaceId, { PrivateIpAddress: vip });
 
-    const out = await ec2.send(
+    const out = await env.ec2.send(
       new DescribeAddressesCommand({ Filters: [{ Name: 'private-ip-address', Values: [vip] }] }),
     );
 
@@ -336,7 +324,7 @@ describe('DescribeAddresses', () => {
 
   it('refuses an unknown allocation id with InvalidAllocationID.NotFound naming it', async () => {
     const failure = await ec2Failure(
-      ec2.send(new DescribeAddressesCommand({ AllocationIds: ['eipalloc-0123456789abcdef0'] })),
+      env.ec2.send(new DescribeAddressesCommand({ AllocationIds: ['eipalloc-0123456789abcdef0'] })),
     );
 
     expect(failure).toMatchObject({ name: 'InvalidAllocationID.NotFound', status: 400 });
@@ -345,7 +333,7 @@ describe('DescribeAddresses', () => {
 
   it('refuses AssociateAddress with an unknown allocation id with InvalidAllocationID.NotFound', async () => {
     const failure = await ec2Failure(
-      ec2.send(
+      env.ec2.send(
         new AssociateAddressCommand({
           AllocationId: 'eipalloc-0123456789abcdef0',
           NetworkInterfaceId: world.primary.networkInterfaceId,
@@ -363,7 +351,7 @@ describe('DescribeNetworkInterfaces', () => {
     async (name) => {
       await assignVip(world.secondary.networkInterfaceId, true);
 
-      const out = await ec2.send(
+      const out = await env.ec2.send(
         new DescribeNetworkInterfacesCommand({ Filters: [{ Name: name, Values: [vip] }] }),
       );
 
@@ -374,7 +362,7 @@ describe('DescribeNetworkInterfaces', () => {
   );
 
   it('filters by attachment.instance-id and vpc-id', async () => {
-    const out = await ec2.send(
+    const out = await env.ec2.send(
       new DescribeNetworkInterfacesCommand({
         Filters: [
           { Name: 'attachment.instance-id', Values: [world.primary.instanceId] },
@@ -391,7 +379,7 @@ describe('DescribeNetworkInterfaces', () => {
   it('reports Primary per private IP, the MAC address and the attachment', async () => {
     await assignVip(world.primary.networkInterfaceId, true);
 
-    const out = await ec2.send(
+    const out = await env.ec2.send(
       new DescribeNetworkInterfacesCommand({
         NetworkInterfaceIds: [world.primary.networkInterfaceId],
       }),
@@ -411,7 +399,7 @@ describe('DescribeNetworkInterfaces', () => {
     await assignVip(world.primary.networkInterfaceId, true);
     await associate(world.primary.networkInterfaceId, { PrivateIpAddress: vip });
 
-    const out = await ec2.send(
+    const out = await env.ec2.send(
       new DescribeNetworkInterfacesCommand({
         NetworkInterfaceIds: [world.primary.networkInterfaceId],
       }),
@@ -433,7 +421,7 @@ describe('DescribeInstances', () => {
     await assignVip(world.primary.networkInterfaceId, true);
     await associate(world.primary.networkInterfaceId, { PrivateIpAddress: vip });
 
-    const out = await ec2.send(
+    const out = await env.ec2.send(
       new DescribeInstancesCommand({ InstanceIds: [world.primary.instanceId] }),
     );
 
@@ -453,7 +441,7 @@ describe('DescribeInstances', () => {
 
 describe('Security group rules for VRRP (IP protocol 112)', () => {
   it('AuthorizeSecurityGroupIngress and Egress accept protocol 112 from a source group, without ports', async () => {
-    const { GroupId } = await ec2.send(
+    const { GroupId } = await env.ec2.send(
       new CreateSecurityGroupCommand({
         GroupName: 'vrrp',
         Description: 'vrrp',
@@ -462,14 +450,16 @@ describe('Security group rules for VRRP (IP protocol 112)', () => {
     );
     const permission = { IpProtocol: '112', UserIdGroupPairs: [{ GroupId }] };
 
-    await ec2.send(
+    await env.ec2.send(
       new AuthorizeSecurityGroupIngressCommand({ GroupId, IpPermissions: [permission] }),
     );
-    await ec2.send(
+    await env.ec2.send(
       new AuthorizeSecurityGroupEgressCommand({ GroupId, IpPermissions: [permission] }),
     );
 
-    const out = await ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [GroupId ?? ''] }));
+    const out = await env.ec2.send(
+      new DescribeSecurityGroupsCommand({ GroupIds: [GroupId ?? ''] }),
+    );
     const group = out.SecurityGroups?.[0];
     const vrrp = { IpProtocol: '112', UserIdGroupPairs: [expect.objectContaining({ GroupId })] };
     expect(group?.IpPermissions).toEqual([expect.objectContaining(vrrp)]);

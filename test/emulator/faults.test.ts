@@ -5,34 +5,17 @@ import {
   AssociateAddressCommand,
   DescribeAddressesCommand,
   DescribeNetworkInterfacesCommand,
-  type EC2Client,
 } from '@aws-sdk/client-ec2';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type Emulator, startEmulator } from '../support/emulator.js';
-import { ec2Failure } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { ec2Failure, useEmulator } from './helpers.js';
 
-let emulator: Emulator;
-let ec2: EC2Client;
+const env = useEmulator();
 
-beforeAll(async () => {
-  emulator = await startEmulator();
-  ec2 = emulator.client({ maxAttempts: 1 });
-});
-
-afterAll(async () => {
-  ec2?.destroy();
-  await emulator?.stop();
-});
-
-beforeEach(async () => {
-  await emulator.reset();
-});
-
-const describeAddresses = () => ec2.send(new DescribeAddressesCommand({}));
+const describeAddresses = () => env.ec2.send(new DescribeAddressesCommand({}));
 
 describe('throttling', () => {
   it('answers the next N calls of the action with RequestLimitExceeded (HTTP 503), then serves it', async () => {
-    await emulator.injectFaults({ action: 'DescribeAddresses', throttle: 2 });
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', throttle: 2 });
 
     expect(await ec2Failure(describeAddresses())).toMatchObject({
       name: 'RequestLimitExceeded',
@@ -41,7 +24,7 @@ describe('throttling', () => {
     expect((await ec2Failure(describeAddresses())).name).toBe('RequestLimitExceeded');
     await expect(describeAddresses()).resolves.toBeDefined();
 
-    const log = await emulator.actions();
+    const log = await env.emulator.actions();
     expect(log.map((a) => [a.action, a.status, a.fault, a.errorCode])).toEqual([
       ['DescribeAddresses', 503, 'throttle', 'RequestLimitExceeded'],
       ['DescribeAddresses', 503, 'throttle', 'RequestLimitExceeded'],
@@ -50,37 +33,37 @@ describe('throttling', () => {
   });
 
   it('throttles only the named action', async () => {
-    await emulator.injectFaults({ action: 'AssociateAddress', throttle: 5 });
+    await env.emulator.injectFaults({ action: 'AssociateAddress', throttle: 5 });
 
     await expect(describeAddresses()).resolves.toBeDefined();
   });
 
   it('with action "*" throttles every action', async () => {
-    await emulator.injectFaults({ action: '*', throttle: 2 });
+    await env.emulator.injectFaults({ action: '*', throttle: 2 });
 
     expect((await ec2Failure(describeAddresses())).name).toBe('RequestLimitExceeded');
-    expect((await ec2Failure(ec2.send(new DescribeNetworkInterfacesCommand({})))).name).toBe(
+    expect((await ec2Failure(env.ec2.send(new DescribeNetworkInterfacesCommand({})))).name).toBe(
       'RequestLimitExceeded',
     );
     await expect(describeAddresses()).resolves.toBeDefined();
   });
 
   it("is absorbed by the SDK's own retries when the client allows them", async () => {
-    const retrying = emulator.client({ maxAttempts: 3 });
-    await emulator.injectFaults({ action: 'DescribeAddresses', throttle: 1 });
+    const retrying = env.emulator.client({ maxAttempts: 3 });
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', throttle: 1 });
 
     await expect(retrying.send(new DescribeAddressesCommand({}))).resolves.toBeDefined();
 
-    const log = await emulator.actions();
+    const log = await env.emulator.actions();
     expect(log.filter((a) => a.fault === 'throttle')).toHaveLength(1);
     expect(log).toHaveLength(2);
     retrying.destroy();
   });
 
   it("answers in EC2's XML error format", async () => {
-    await emulator.injectFaults({ action: 'DescribeAddresses', throttle: 1 });
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', throttle: 1 });
 
-    const res = await fetch(emulator.endpoint, {
+    const res = await fetch(env.emulator.endpoint, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: 'Action=DescribeAddresses&Version=2016-11-15',
@@ -95,7 +78,7 @@ describe('throttling', () => {
 
 describe('server errors', () => {
   it('answers the next N calls with InternalError (HTTP 500) by default', async () => {
-    await emulator.injectFaults({ action: 'DescribeAddresses', error: { count: 1 } });
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', error: { count: 1 } });
 
     expect(await ec2Failure(describeAddresses())).toMatchObject({
       name: 'InternalError',
@@ -105,7 +88,7 @@ describe('server errors', () => {
   });
 
   it('answers with the code and status given, e.g. Unavailable (HTTP 503)', async () => {
-    await emulator.injectFaults({
+    await env.emulator.injectFaults({
       action: 'DescribeAddresses',
       error: { count: 2, code: 'Unavailable', status: 503 },
     });
@@ -119,7 +102,7 @@ describe('server errors', () => {
   });
 
   it('serves injected throttling before injected errors', async () => {
-    await emulator.injectFaults([
+    await env.emulator.injectFaults([
       { action: 'DescribeAddresses', error: { count: 1 } },
       { action: 'DescribeAddresses', throttle: 1 },
     ]);
@@ -132,17 +115,17 @@ describe('server errors', () => {
 
 describe('latency', () => {
   it('delays every call of the action until reset, and the client observes it', async () => {
-    await emulator.injectFaults({ action: 'DescribeAddresses', latencyMs: 300 });
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', latencyMs: 300 });
 
     const started = performance.now();
     await describeAddresses();
     const elapsed = performance.now() - started;
 
     expect(elapsed).toBeGreaterThanOrEqual(290);
-    const [entry] = await emulator.actions();
+    const [entry] = await env.emulator.actions();
     expect(entry?.durationMs).toBeGreaterThanOrEqual(290);
 
-    await emulator.resetFaults();
+    await env.emulator.resetFaults();
     const again = performance.now();
     await describeAddresses();
     expect(performance.now() - again).toBeLessThan(290);
@@ -151,10 +134,10 @@ describe('latency', () => {
 
 describe('action log', () => {
   it('records each action in order with its parameters, status, and whether it mutates', async () => {
-    const { AllocationId } = await ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }));
-    await ec2.send(new DescribeAddressesCommand({ AllocationIds: [AllocationId ?? ''] }));
+    const { AllocationId } = await env.ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }));
+    await env.ec2.send(new DescribeAddressesCommand({ AllocationIds: [AllocationId ?? ''] }));
     await ec2Failure(
-      ec2.send(
+      env.ec2.send(
         new AssociateAddressCommand({
           AllocationId,
           NetworkInterfaceId: 'eni-0123456789abcdef0',
@@ -165,7 +148,7 @@ describe('action log', () => {
       ),
     );
 
-    const log = await emulator.actions();
+    const log = await env.emulator.actions();
 
     expect(log).toMatchObject([
       { seq: 1, action: 'AllocateAddress', mutating: true, status: 200, params: { Domain: 'vpc' } },
@@ -198,41 +181,41 @@ describe('action log', () => {
 
   it('lets a test assert that only read-only calls were made', async () => {
     await describeAddresses();
-    await ec2.send(new DescribeNetworkInterfacesCommand({}));
+    await env.ec2.send(new DescribeNetworkInterfacesCommand({}));
 
-    expect((await emulator.actions()).filter((a) => a.mutating)).toEqual([]);
+    expect((await env.emulator.actions()).filter((a) => a.mutating)).toEqual([]);
   });
 
   it('resets the log and the faults independently', async () => {
-    await emulator.injectFaults({ action: 'DescribeAddresses', throttle: 1 });
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', throttle: 1 });
     await describeAddresses().catch(() => undefined);
 
-    await emulator.resetLog();
-    expect(await emulator.actions()).toEqual([]);
+    await env.emulator.resetLog();
+    expect(await env.emulator.actions()).toEqual([]);
 
-    await emulator.injectFaults({ action: 'DescribeAddresses', throttle: 1 });
-    await emulator.resetFaults();
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', throttle: 1 });
+    await env.emulator.resetFaults();
     await expect(describeAddresses()).resolves.toBeDefined();
-    expect(await emulator.actions()).toHaveLength(1);
+    expect(await env.emulator.actions()).toHaveLength(1);
   });
 });
 
 describe('control API', () => {
   it('refuses a rule without an action (HTTP 400) and an unknown path (HTTP 404)', async () => {
-    const bad = await fetch(`${emulator.endpoint}/_emulator/faults`, {
+    const bad = await fetch(`${env.emulator.endpoint}/_emulator/faults`, {
       method: 'POST',
       body: JSON.stringify({ throttle: 1 }),
     });
     expect(bad.status).toBe(400);
 
-    const unknown = await fetch(`${emulator.endpoint}/_emulator/nothing-here`);
+    const unknown = await fetch(`${env.emulator.endpoint}/_emulator/nothing-here`);
     expect(unknown.status).toBe(404);
   });
 
   it('reports the rules in force', async () => {
-    await emulator.injectFaults({ action: 'AssociateAddress', latencyMs: 50, throttle: 2 });
+    await env.emulator.injectFaults({ action: 'AssociateAddress', latencyMs: 50, throttle: 2 });
 
-    const res = await fetch(`${emulator.endpoint}/_emulator/faults`);
+    const res = await fetch(`${env.emulator.endpoint}/_emulator/faults`);
 
     expect(await res.json()).toEqual({
       AssociateAddress: { latencyMs: 50, throttle: 2, errors: [] },

@@ -5,32 +5,17 @@ import {
   DescribeNetworkInterfacesCommand,
   DescribeSecurityGroupsCommand,
   DescribeSubnetsCommand,
-  type EC2Client,
 } from '@aws-sdk/client-ec2';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type Emulator, startEmulator } from '../support/emulator.js';
+import { describe, expect, it } from 'vitest';
+import { startEmulator } from '../support/emulator.js';
 import { createWorld } from '../support/world.js';
+import { useEmulator } from './helpers.js';
 
-let emulator: Emulator;
-let ec2: EC2Client;
-
-beforeAll(async () => {
-  emulator = await startEmulator();
-  ec2 = emulator.client({ maxAttempts: 1 });
-});
-
-afterAll(async () => {
-  ec2?.destroy();
-  await emulator?.stop();
-});
-
-beforeEach(async () => {
-  await emulator.reset();
-});
+const env = useEmulator();
 
 describe('createWorld', () => {
   it('same-subnet: one subnet in eu-central-1a, both nodes in it, the VIP assigned to neither', async () => {
-    const world = await createWorld(ec2, { mode: 'same-subnet' });
+    const world = await createWorld(env.ec2, { mode: 'same-subnet' });
 
     expect(world.vip).toBe('10.0.0.50');
     expect(world.primary).toMatchObject({
@@ -42,7 +27,7 @@ describe('createWorld', () => {
       privateIp: '10.0.0.12',
       subnetId: world.primary.subnetId,
     });
-    const vipHolders = await ec2.send(
+    const vipHolders = await env.ec2.send(
       new DescribeNetworkInterfacesCommand({
         Filters: [{ Name: 'addresses.private-ip-address', Values: ['10.0.0.50'] }],
       }),
@@ -51,7 +36,7 @@ describe('createWorld', () => {
   });
 
   it('cross-az: a subnet per AZ, the secondary in 10.0.1.0/24 of eu-central-1b, no VIP', async () => {
-    const world = await createWorld(ec2, { mode: 'cross-az' });
+    const world = await createWorld(env.ec2, { mode: 'cross-az' });
 
     expect(world.vip).toBeUndefined();
     expect(world.secondary).toMatchObject({
@@ -59,7 +44,7 @@ describe('createWorld', () => {
       subnetCidr: '10.0.1.0/24',
       availabilityZone: 'eu-central-1b',
     });
-    const subnets = await ec2.send(
+    const subnets = await env.ec2.send(
       new DescribeSubnetsCommand({ Filters: [{ Name: 'vpc-id', Values: [world.vpcId] }] }),
     );
     expect(subnets.Subnets?.map((s) => [s.CidrBlock, s.AvailabilityZone]).sort()).toEqual([
@@ -69,10 +54,10 @@ describe('createWorld', () => {
   });
 
   it('gives each node its primary ENI at device index 0, with distinct MAC addresses', async () => {
-    const world = await createWorld(ec2, { mode: 'same-subnet' });
+    const world = await createWorld(env.ec2, { mode: 'same-subnet' });
 
     for (const node of [world.primary, world.secondary]) {
-      const out = await ec2.send(
+      const out = await env.ec2.send(
         new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [node.networkInterfaceId] }),
       );
       expect(out.NetworkInterfaces?.[0]).toMatchObject({
@@ -85,9 +70,9 @@ describe('createWorld', () => {
   });
 
   it('allocates the Elastic IP in the VPC domain, not associated', async () => {
-    const world = await createWorld(ec2, { mode: 'same-subnet' });
+    const world = await createWorld(env.ec2, { mode: 'same-subnet' });
 
-    const out = await ec2.send(
+    const out = await env.ec2.send(
       new DescribeAddressesCommand({ AllocationIds: [world.allocationId] }),
     );
 
@@ -98,9 +83,9 @@ describe('createWorld', () => {
   });
 
   it('admits VRRP (IP protocol 112) from the group itself', async () => {
-    const world = await createWorld(ec2, { mode: 'same-subnet' });
+    const world = await createWorld(env.ec2, { mode: 'same-subnet' });
 
-    const out = await ec2.send(
+    const out = await env.ec2.send(
       new DescribeSecurityGroupsCommand({ GroupIds: [world.securityGroupId] }),
     );
 

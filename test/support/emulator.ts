@@ -113,21 +113,27 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Em
 
   const endpoint = await new Promise<string>((resolve, reject) => {
     let stdout = '';
-    const fail = (why: string): void => {
+    const onError = (err: Error): void => fail(err.message);
+    const onExit = (code: number | null, signal: string | null): void =>
+      fail(`exited (code ${code}, signal ${signal})`);
+    const settle = (): void => {
       clearTimeout(timer);
+      child.off('error', onError);
+      child.off('exit', onExit);
+    };
+    const fail = (why: string): void => {
+      settle();
       child.kill('SIGKILL');
       reject(new Error(`EC2 emulator did not start: ${why}\n--- stderr ---\n${stderr}`));
     };
     const timer = setTimeout(() => fail(`no ready line within ${timeoutMs} ms`), timeoutMs);
-    child.once('error', (err) => fail(err.message));
-    child.once('exit', (code, signal) => fail(`exited (code ${code}, signal ${signal})`));
+    child.once('error', onError);
+    child.once('exit', onExit);
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       stdout += chunk;
       const match = READY.exec(stdout);
       if (match?.[1]) {
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        child.once('exit', () => live.delete(child));
+        settle();
         resolve(match[1]);
       }
     });
@@ -185,7 +191,6 @@ function stopChild(child: ChildProcess): Promise<void> {
     const force = setTimeout(() => child.kill('SIGKILL'), 3_000);
     child.once('exit', () => {
       clearTimeout(force);
-      live.delete(child);
       resolve();
     });
     child.kill('SIGTERM');
