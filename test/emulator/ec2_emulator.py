@@ -1,0 +1,817 @@
+#!/usr/bin/env python3
+"""The project's EC2 emulator: moto's server, corrected where moto 5.2.1 departs from EC2's
+documented behaviour on the calls the Elastic IP + keepalived pattern makes, plus fault injection.
+
+    python3 test/emulator/ec2_emulator.py [--host 127.0.0.1] [--port 0]
+
+Prints one line `EMULATOR_READY http://HOST:PORT` on stdout once it accepts requests. EC2 Query
+API on `/`; moto's own API on `/moto-api/`; this emulator's control API on `/_emulator/`:
+
+    POST /_emulator/faults        one rule or a list: {"action": "AssociateAddress" | "*",
+                                  "latencyMs": 200, "throttle": 2,
+                                  "error": {"count": 1, "code": "InternalError", "status": 500}}
+    GET  /_emulator/faults        the rules in force
+    POST /_emulator/reset-faults
+    GET  /_emulator/log           the EC2 actions served, in order
+    POST /_emulator/reset-log
+    POST /_emulator/policy        {"allowReassociationByDefault": false}
+    POST /_emulator/reset         moto's state, faults, log and policy, all at once
+
+Each correction is one named function below, applied at import, with the EC2 behaviour it restores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from io import BytesIO
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+# A one-image catalogue instead of moto's ~1,200 per region: resetting the EC2 model (between tests)
+# then costs milliseconds instead of a quarter of a second. Set before moto is imported.
+os.environ.setdefault(
+    "MOTO_AMIS_PATH", os.path.join(os.path.dirname(os.path.abspath(__file__)), "amis.json")
+)
+
+from moto.core import errors as moto_errors
+from moto.core import serialize as moto_serialize
+from moto.core.responses import ActionResult
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.elastic_ip_addresses import ElasticAddress, ElasticAddressBackend
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface, NetworkInterfaceBackend
+from moto.ec2.models.security_groups import SecurityGroupRule
+from moto.ec2.responses.elastic_ip_addresses import ElasticIPAddresses
+from moto.ec2.responses.elastic_network_interfaces import ElasticNetworkInterfaces
+from moto.ec2.utils import generate_dns_from_ip, random_eip_association_id
+from moto.moto_api._internal.models import moto_api_backend
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+# --------------------------------------------------------------------------------------------
+# Policy: what AssociateAddress does when AllowReassociation is absent.
+# The EC2 API reference once said "Default: false" (the call fails if the EIP is associated
+# elsewhere) and now says "Reassociation is automatic, but you can specify false"; users still
+# report Resource.AlreadyAssociated without the flag. The strict reading is the default here, so a
+# client that forgets the flag fails in tests as it can in an account.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Policy:
+    allow_reassociation_by_default: bool = False
+
+
+POLICY = Policy()
+
+# moto's models are not thread-safe; EC2 applies each call atomically. One lock serialises calls
+# into the model (injected latency is spent outside it, so slow calls still overlap).
+MODEL_LOCK = threading.Lock()
+
+
+def _error(code: str, message: str) -> EC2ClientError:
+    return EC2ClientError(code, message)
+
+
+def _as_bool(value: Any) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    return str(value).lower() == "true"
+
+
+# --------------------------------------------------------------------------------------------
+# Shared helpers: where an EIP points, and the ENI fields that mirror it.
+# --------------------------------------------------------------------------------------------
+
+
+def _eni_ips(eni: NetworkInterface) -> list[str]:
+    return [str(item.get("PrivateIpAddress")) for item in eni.private_ip_addresses]
+
+
+def _eip_private_ip(eip: ElasticAddress) -> str | None:
+    if eip.eni is None:
+        return None
+    return getattr(eip, "emulator_private_ip", None) or eip.eni.private_ip_address
+
+
+def _association_of(eip: ElasticAddress) -> dict[str, Any]:
+    return {
+        "AllocationId": eip.allocation_id,
+        "AssociationId": eip.association_id,
+        "IpOwnerId": eip.ec2_backend.account_id,
+        "PublicDnsName": generate_dns_from_ip(eip.public_ip),
+        "PublicIp": eip.public_ip,
+    }
+
+
+def _sync_eni_associations(backend: Any) -> None:
+    """Recompute each ENI's association fields from the EIPs, per private IP (EC2 associates an
+    EIP with one private IP of one ENI; moto only knows the ENI's primary IP)."""
+    by_target = {
+        (eip.eni.id, _eip_private_ip(eip)): eip for eip in backend.addresses if eip.eni is not None
+    }
+    eip_ips = {eip.public_ip for eip in backend.addresses}
+    for eni in backend.enis.values():
+        for item in eni.private_ip_addresses:
+            eip = by_target.get((eni.id, item.get("PrivateIpAddress")))
+            if eip is not None:
+                item["Association"] = _association_of(eip)
+            else:
+                item.pop("Association", None)
+        primary = by_target.get((eni.id, eni.private_ip_address))
+        if primary is not None:
+            eni.public_ip = primary.public_ip
+        elif eni.public_ip in eip_ips:
+            eni.public_ip = None
+
+
+def _disassociate(eip: ElasticAddress) -> None:
+    eip.eni = None
+    eip.instance = None
+    eip.association_id = None
+    eip.emulator_private_ip = None  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------------
+# Corrections to moto's EC2 models.
+# --------------------------------------------------------------------------------------------
+
+
+def correct_associate_address() -> None:
+    """AssociateAddress, per the EC2 API reference:
+    - "PrivateIpAddress: The primary or secondary private IP address to associate with the Elastic
+      IP address. If no private IP address is specified, the Elastic IP address is associated with
+      the primary private IP address." moto records the ENI's primary IP whatever was asked.
+    - The private IP must be one of the ENI's addresses (EC2 refuses with InvalidParameterValue;
+      moto accepts any).
+    - "you can specify false to ensure the operation fails if the Elastic IP address is already
+      associated with another resource" (Resource.AlreadyAssociated); with true it moves.
+    - An instance id means the instance's primary network interface (device index 0).
+    """
+
+    def associate_address(
+        self: Any,
+        instance: Any = None,
+        eni: Any = None,
+        address: str | None = None,
+        allocation_id: str | None = None,
+        reassociate: bool | None = None,
+        private_ip_address: str | None = None,
+    ) -> ElasticAddress:
+        eip = (
+            self.address_by_ip([address])
+            if address
+            else self.address_by_allocation([allocation_id])
+        )[0]
+        if eni is None and instance is not None:
+            eni = instance.nics.get(0) or next(iter(instance.nics.values()))
+        target_ip = private_ip_address or eni.private_ip_address
+        if target_ip not in _eni_ips(eni):
+            raise _error(
+                "InvalidParameterValue",
+                f"The specified private IP address {target_ip} is not assigned to "
+                f"network interface {eni.id}.",
+            )
+        elsewhere = eip.eni is not None and (eip.eni.id, _eip_private_ip(eip)) != (
+            eni.id,
+            target_ip,
+        )
+        allowed = POLICY.allow_reassociation_by_default if reassociate is None else reassociate
+        if elsewhere and not allowed:
+            raise _error(
+                "Resource.AlreadyAssociated",
+                f"resource {eip.allocation_id} is already associated with associate-id "
+                f"{eip.association_id}",
+            )
+        # One EIP per private IP: an EIP already on the target is disassociated (EC2 does the same
+        # for an instance that already has an Elastic IP).
+        for other in self.addresses:
+            if other is not eip and other.eni is eni and _eip_private_ip(other) == target_ip:
+                _disassociate(other)
+        eip.eni = eni
+        eip.instance = eni.instance
+        eip.emulator_private_ip = target_ip  # type: ignore[attr-defined]
+        eip.association_id = random_eip_association_id()
+        _sync_eni_associations(self)
+        return eip
+
+    def associate_address_response(self: Any) -> Any:
+        params = self._get_params()
+        instance = eni = None
+        if "InstanceId" in params:
+            instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))
+        elif "NetworkInterfaceId" in params:
+            eni = self.ec2_backend.get_network_interface(self._get_param("NetworkInterfaceId"))
+        else:
+            raise _error("MissingParameter", "Either InstanceId or NetworkInterfaceId is required.")
+        if "AllocationId" not in params and "PublicIp" not in params:
+            raise _error("MissingParameter", "The request must contain the parameter AllocationId")
+        self.error_on_dryrun()
+        eip = self.ec2_backend.associate_address(
+            instance=instance,
+            eni=eni,
+            address=self._get_param("PublicIp"),
+            allocation_id=self._get_param("AllocationId"),
+            reassociate=_as_bool(self._get_param("AllowReassociation")),
+            private_ip_address=self._get_param("PrivateIpAddress"),
+        )
+        return ActionResult({"AssociationId": eip.association_id})
+
+    ElasticAddressBackend.associate_address = associate_address  # type: ignore[method-assign]
+    ElasticIPAddresses.associate_address = associate_address_response  # type: ignore[method-assign]
+
+
+def correct_disassociate_address() -> None:
+    """DisassociateAddress clears the private IP the EIP pointed at, and the ENI's association."""
+    original = ElasticAddressBackend.disassociate_address
+
+    def disassociate_address(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        for eip in self.addresses:
+            if eip.eni is None:
+                eip.emulator_private_ip = None
+        _sync_eni_associations(self)
+
+    ElasticAddressBackend.disassociate_address = disassociate_address  # type: ignore[method-assign]
+
+
+def correct_describe_addresses_fields() -> None:
+    """DescribeAddresses, per the Address data type: "InstanceId: The ID of the instance that the
+    address is associated with (if any)" — for an EIP associated with a network interface, the
+    instance the interface is attached to (moto reports ""). "PrivateIpAddress: The private IP
+    address associated with the Elastic IP address" — the one associated, not the ENI's primary.
+    Fields of an unassociated address are absent, not empty."""
+
+    def instance_id(self: ElasticAddress) -> str | None:
+        if self.eni is not None and self.eni.instance is not None:
+            return str(self.eni.instance.id)
+        return str(self.instance.id) if self.instance else None
+
+    def network_interface_id(self: ElasticAddress) -> str | None:
+        return str(self.eni.id) if self.eni else None
+
+    original_filter = ElasticAddress.get_filter_value
+
+    def get_filter_value(
+        self: ElasticAddress, filter_name: str, method_name: str | None = None
+    ) -> Any:
+        if filter_name == "private-ip-address":
+            return _eip_private_ip(self)
+        if filter_name == "instance-id":
+            return instance_id(self)
+        if filter_name == "network-interface-owner-id":
+            return self.network_interface_owner_id
+        return original_filter(self, filter_name, method_name)
+
+    ElasticAddress.instance_id = property(instance_id)  # type: ignore[assignment,method-assign]
+    ElasticAddress.network_interface_id = property(network_interface_id)  # type: ignore[assignment,method-assign]
+    ElasticAddress.private_ip_address = property(_eip_private_ip)  # type: ignore[assignment,method-assign]
+    ElasticAddress.get_filter_value = get_filter_value  # type: ignore[method-assign]
+
+
+def correct_unknown_allocation_message() -> None:
+    """InvalidAllocationID.NotFound names the id ("The allocation ID 'eipalloc-…' does not exist"),
+    not a Python set repr."""
+    from moto.ec2 import exceptions
+    from moto.ec2.models import elastic_ip_addresses
+
+    class InvalidAllocationIdError(EC2ClientError):
+        def __init__(self, allocation_id: Any) -> None:
+            ids = (
+                allocation_id if isinstance(allocation_id, (list, set, tuple)) else [allocation_id]
+            )
+            names = ", ".join(f"'{i}'" for i in sorted(str(i) for i in ids))
+            super().__init__(
+                "InvalidAllocationID.NotFound", f"The allocation ID {names} does not exist"
+            )
+
+    exceptions.InvalidAllocationIdError = InvalidAllocationIdError  # type: ignore[misc]
+    elastic_ip_addresses.InvalidAllocationIdError = InvalidAllocationIdError  # type: ignore[misc]
+
+
+def _find_holder(backend: Any, eni: NetworkInterface, ip: str) -> NetworkInterface | None:
+    for other in backend.enis.values():
+        if other is not eni and other.subnet.vpc_id == eni.subnet.vpc_id and ip in _eni_ips(other):
+            return other
+    return None
+
+
+def correct_assign_private_ip_addresses() -> None:
+    """AssignPrivateIpAddresses, per the EC2 API reference:
+    - "AllowReassignment: Indicates whether to allow an IP address that is already assigned to
+      another network interface or instance to be reassigned to the specified network interface."
+      Without it EC2 refuses an address another interface holds (InvalidIPAddress.InUse); moto
+      puts the address on both interfaces.
+    - With it the address moves: it leaves the other interface, and "When you move a secondary
+      private IP address to another network interface, any Elastic IP address that is associated
+      with the IP address is also moved."
+    - The address must lie in the interface's subnet (InvalidParameterValue). A primary address
+      never moves.
+    - AssignedPrivateIpAddresses lists the addresses this call assigned.
+    """
+
+    def assign_private_ip_addresses(
+        self: Any,
+        eni_id: str,
+        private_ip_addresses: list[str] | None = None,
+        secondary_ips_count: int | None = None,
+        allow_reassignment: bool = False,
+    ) -> tuple[NetworkInterface, list[str]]:
+        eni = self.get_network_interface(eni_id)
+        if not private_ip_addresses:
+            before = set(_eni_ips(eni))
+            original_assign(self, eni_id, None, secondary_ips_count)
+            return eni, [ip for ip in _eni_ips(eni) if ip not in before]
+        subnet = ipaddress.ip_network(eni.subnet.cidr_block)
+        moves: list[tuple[str, NetworkInterface | None]] = []
+        for ip in private_ip_addresses:
+            if ipaddress.ip_address(ip) not in subnet:
+                raise _error(
+                    "InvalidParameterValue",
+                    f"Address {ip} does not fall within the subnet's address range",
+                )
+            holder = _find_holder(self, eni, ip)
+            if holder is not None and (ip == holder.private_ip_address or not allow_reassignment):
+                raise _error("InvalidIPAddress.InUse", f"Address {ip} is in use.")
+            moves.append((ip, holder))
+        for ip, holder in moves:
+            if holder is not None:
+                holder.private_ip_addresses = [
+                    item
+                    for item in holder.private_ip_addresses
+                    if item.get("PrivateIpAddress") != ip
+                ]
+                for eip in self.addresses:
+                    if eip.eni is holder and _eip_private_ip(eip) == ip:
+                        eip.eni = eni
+                        eip.instance = eni.instance
+            if ip not in _eni_ips(eni):
+                eni.private_ip_addresses.append({"Primary": False, "PrivateIpAddress": ip})
+        _sync_eni_associations(self)
+        return eni, list(private_ip_addresses)
+
+    def assign_response(self: Any) -> Any:
+        eni, assigned = self.ec2_backend.assign_private_ip_addresses(
+            self._get_param("NetworkInterfaceId"),
+            self._get_param("PrivateIpAddresses", []),
+            self._get_int_param("SecondaryPrivateIpAddressCount", 0),
+            allow_reassignment=bool(_as_bool(self._get_param("AllowReassignment"))),
+        )
+        return ActionResult(
+            {
+                "NetworkInterfaceId": eni.id,
+                "AssignedPrivateIpAddresses": [{"PrivateIpAddress": ip} for ip in assigned],
+            }
+        )
+
+    original_assign = NetworkInterfaceBackend.assign_private_ip_addresses
+    NetworkInterfaceBackend.assign_private_ip_addresses = assign_private_ip_addresses  # type: ignore[method-assign]
+    ElasticNetworkInterfaces.assign_private_ip_addresses = assign_response  # type: ignore[method-assign]
+
+
+def correct_unassign_private_ip_addresses() -> None:
+    """UnassignPrivateIpAddresses: only the interface's own secondary addresses can be unassigned
+    (EC2: InvalidParameterValue "Some of the specified addresses are not assigned to interface";
+    moto ignores them), and an Elastic IP associated with an unassigned address is disassociated."""
+
+    def unassign_private_ip_addresses(
+        self: Any, eni_id: str, private_ip_address: list[str] | None = None
+    ) -> NetworkInterface:
+        eni = self.get_network_interface(eni_id)
+        ips = list(private_ip_address or [])
+        secondaries = [ip for ip in _eni_ips(eni) if ip != eni.private_ip_address]
+        if not ips or any(ip not in secondaries for ip in ips):
+            raise _error(
+                "InvalidParameterValue",
+                f"Some of the specified addresses are not assigned to interface {eni.id}",
+            )
+        eni.private_ip_addresses = [
+            item for item in eni.private_ip_addresses if item.get("PrivateIpAddress") not in ips
+        ]
+        for eip in self.addresses:
+            if eip.eni is eni and _eip_private_ip(eip) in ips:
+                _disassociate(eip)
+        _sync_eni_associations(self)
+        return eni
+
+    NetworkInterfaceBackend.unassign_private_ip_addresses = unassign_private_ip_addresses  # type: ignore[method-assign]
+
+
+def correct_eni_private_ip_filters() -> None:
+    """DescribeNetworkInterfaces filters "addresses.private-ip-address - The private IPv4
+    addresses associated with the network interface" and "private-ip-address - The private IPv4
+    address or addresses of the network interface" match secondary addresses too (moto: primary
+    only)."""
+    original = NetworkInterface.get_filter_value
+
+    def get_filter_value(
+        self: NetworkInterface, filter_name: str, method_name: str | None = None
+    ) -> Any:
+        if filter_name in ("addresses.private-ip-address", "private-ip-address"):
+            return _eni_ips(self)
+        return original(self, filter_name, method_name)
+
+    NetworkInterface.get_filter_value = get_filter_value  # type: ignore[method-assign]
+
+
+def correct_instance_private_ip_associations() -> None:
+    """DescribeInstances NetworkInterfaces[].PrivateIpAddresses[].Association belongs to the
+    private IP the Elastic IP is associated with (moto always puts it on the primary)."""
+
+    def instance_private_ip_address_list(self: NetworkInterface) -> list[dict[str, Any]]:
+        items = []
+        for address in self.private_ip_addresses:
+            item: dict[str, Any] = {
+                "PrivateIpAddress": address.get("PrivateIpAddress"),
+                "Primary": address.get("PrivateIpAddress") == self.private_ip_address,
+            }
+            if "Association" in address:
+                item["Association"] = address["Association"]
+            items.append(item)
+        return items
+
+    NetworkInterface.instance_private_ip_address_list = property(instance_private_ip_address_list)  # type: ignore[assignment,method-assign]
+
+
+# Protocols for which EC2 security group rules carry ports.
+_PORTED_PROTOCOLS = {"tcp", "udp", "icmp", "icmpv6", "6", "17", "1", "58"}
+
+
+def correct_portless_protocol_rules() -> None:
+    """AuthorizeSecurityGroupIngress/Egress, per the IpPermission data type: "If you specify -1 or
+    a protocol other than tcp, udp, icmp, or icmpv6, traffic on all ports is allowed, regardless of
+    any ports you specify." So a rule for protocol 112 (VRRP) has no ports; moto crashes converting
+    the missing ports to int (HTTP 500)."""
+    original = SecurityGroupRule.__init__
+
+    def __init__(
+        self: SecurityGroupRule,
+        ec2_backend: Any,
+        ip_protocol: str,
+        group_id: str,
+        from_port: str | None,
+        to_port: str | None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        protocol = str(ip_protocol).lower() if ip_protocol else ""
+        if protocol in _PORTED_PROTOCOLS or protocol in ("", "-1", "all"):
+            original(self, ec2_backend, ip_protocol, group_id, from_port, to_port, *args, **kwargs)
+            return
+        original(self, ec2_backend, "-1", group_id, None, None, *args, **kwargs)
+        self.ip_protocol = str(ip_protocol)
+
+    SecurityGroupRule.__init__ = __init__  # type: ignore[method-assign]
+
+
+# EC2 answers these errors with a status other than moto's default 400.
+_ERROR_STATUS = {"DryRunOperation": 412}
+
+
+def correct_error_status() -> None:
+    """DryRun: "If you have the required permissions, the error response is DryRunOperation" —
+    with HTTP 412 Precondition Failed, which clients key on; moto answers 400."""
+    original = moto_errors.get_error_model
+
+    def get_error_model(exception: Exception, service_model: Any) -> Any:
+        shape = original(exception, service_model)
+        status = _ERROR_STATUS.get(str(getattr(exception, "code", "")))
+        if status is not None:
+            shape.metadata.setdefault("error", {})["httpStatusCode"] = status
+        return shape
+
+    moto_serialize.get_error_model = get_error_model  # type: ignore[assignment]
+
+
+CORRECTIONS: list[Callable[[], None]] = [
+    correct_associate_address,
+    correct_disassociate_address,
+    correct_describe_addresses_fields,
+    correct_unknown_allocation_message,
+    correct_assign_private_ip_addresses,
+    correct_unassign_private_ip_addresses,
+    correct_eni_private_ip_filters,
+    correct_instance_private_ip_associations,
+    correct_portless_protocol_rules,
+    correct_error_status,
+]
+
+for _correction in CORRECTIONS:
+    _correction()
+
+
+# --------------------------------------------------------------------------------------------
+# Fault injection and the action log.
+# --------------------------------------------------------------------------------------------
+
+READ_ONLY_PREFIXES = ("Describe", "Get", "List")
+
+
+@dataclass
+class ActionFaults:
+    latency_ms: int = 0
+    throttle: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"latencyMs": self.latency_ms, "throttle": self.throttle, "errors": self.errors}
+
+
+class EmulatorState:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.faults: dict[str, ActionFaults] = {}
+        self.log: list[dict[str, Any]] = []
+
+    def add_fault(self, rule: dict[str, Any]) -> None:
+        action = rule.get("action")
+        if not isinstance(action, str) or not action:
+            raise ValueError('each rule needs "action" (an EC2 action name, or "*")')
+        with self.lock:
+            faults = self.faults.setdefault(action, ActionFaults())
+            if "latencyMs" in rule:
+                faults.latency_ms = max(0, int(rule["latencyMs"]))
+            if "throttle" in rule:
+                faults.throttle = max(0, int(rule["throttle"]))
+            if "error" in rule:
+                error = dict(rule["error"])
+                status = int(error.get("status", 500))
+                faults.errors.append(
+                    {
+                        "count": max(0, int(error.get("count", 1))),
+                        "status": status,
+                        "code": str(
+                            error.get("code")
+                            or ("Unavailable" if status == 503 else "InternalError")
+                        ),
+                        "message": str(error.get("message") or "An internal error has occurred"),
+                    }
+                )
+
+    def take_fault(self, action: str) -> tuple[int, dict[str, Any] | None]:
+        """Latency to spend, and the injected error to answer with (None: serve normally)."""
+        with self.lock:
+            rules = [r for r in (self.faults.get(action), self.faults.get("*")) if r is not None]
+            latency = max((r.latency_ms for r in rules), default=0)
+            for rule in rules:
+                if rule.throttle > 0:
+                    rule.throttle -= 1
+                    return latency, {
+                        "status": 503,
+                        "code": "RequestLimitExceeded",
+                        "message": "Request limit exceeded.",
+                        "fault": "throttle",
+                    }
+            for rule in rules:
+                while rule.errors and rule.errors[0]["count"] <= 0:
+                    rule.errors.pop(0)
+                if rule.errors:
+                    error = rule.errors[0]
+                    error["count"] -= 1
+                    return latency, {**error, "fault": "error"}
+            return latency, None
+
+    def record(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            entry["seq"] = len(self.log) + 1
+            self.log.append(entry)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {action: f.to_json() for action, f in self.faults.items()}
+
+    def reset_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def reset_log(self) -> None:
+        with self.lock:
+            self.log.clear()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def ec2_error_body(code: str, message: str) -> bytes:
+    """EC2's Query API error document."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+        f"<RequestID>{uuid.uuid4()}</RequestID></Response>"
+    ).encode()
+
+
+_CODE_RE = re.compile(rb"<Code>([^<]+)</Code>")
+_STATUS_TEXT = {
+    200: "OK",
+    400: "Bad Request",
+    412: "Precondition Failed",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+StartResponse = Callable[..., Any]
+
+
+class EmulatorApp:
+    """WSGI: the control API on /_emulator/, EC2 actions with faults and logging, the rest to moto."""
+
+    def __init__(self, moto_app: Any, state: EmulatorState) -> None:
+        self.moto_app = moto_app
+        self.state = state
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_emulator/"):
+            return self.control(environ, start_response, path[len("/_emulator/") :])
+        body = self.read_body(environ)
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True) if body else {}
+        action = form.get("Action", [None])[0]
+        if not action:
+            return self.moto_app(environ, start_response)
+        return self.serve_action(environ, start_response, action, form)
+
+    @staticmethod
+    def read_body(environ: dict[str, Any]) -> bytes:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = BytesIO(body)
+        return body
+
+    def serve_action(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        action: str,
+        form: dict[str, list[str]],
+    ) -> Iterable[bytes]:
+        started_at, started = _now(), time.monotonic()
+        params = {k: v[0] for k, v in form.items() if k not in ("Action", "Version")}
+        latency_ms, fault = self.state.take_fault(action)
+        if latency_ms:
+            time.sleep(latency_ms / 1000)
+        if fault is not None:
+            status, code, body = (
+                fault["status"],
+                fault["code"],
+                ec2_error_body(fault["code"], fault["message"]),
+            )
+            headers = [
+                ("Content-Type", "text/xml;charset=UTF-8"),
+                ("Content-Length", str(len(body))),
+            ]
+            start_response(f"{status} {_STATUS_TEXT.get(status, 'Error')}", headers)
+        else:
+            captured: dict[str, Any] = {}
+
+            def capture(
+                status_line: str, headers: list[tuple[str, str]], exc_info: Any = None
+            ) -> Any:
+                captured["status"] = int(status_line.split(" ", 1)[0])
+                captured["status_line"], captured["headers"] = status_line, headers
+                return lambda _data: None
+
+            with MODEL_LOCK:
+                chunks = self.moto_app(environ, capture)
+                try:
+                    body = b"".join(chunks)
+                finally:
+                    close = getattr(chunks, "close", None)
+                    if close is not None:
+                        close()
+            status = captured["status"]
+            match = _CODE_RE.search(body) if status >= 400 else None
+            code = match.group(1).decode() if match else None
+            headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+            start_response(captured["status_line"], [*headers, ("Content-Length", str(len(body)))])
+        self.state.record(
+            {
+                "action": action,
+                "params": params,
+                "mutating": not action.startswith(READ_ONLY_PREFIXES),
+                "dryRun": params.get("DryRun", "").lower() == "true",
+                "status": status,
+                "errorCode": code,
+                "fault": fault["fault"] if fault else None,
+                "startedAt": started_at,
+                "finishedAt": _now(),
+                "durationMs": round((time.monotonic() - started) * 1000, 1),
+            }
+        )
+        return [body]
+
+    def control(
+        self, environ: dict[str, Any], start_response: StartResponse, command: str
+    ) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            payload = json.loads(self.read_body(environ) or b"null")
+            result = self.dispatch_control(method, command, payload)
+            status, reply = (
+                (200, result)
+                if result is not None
+                else (404, {"error": f"no {method} /_emulator/{command}"})
+            )
+        except (ValueError, TypeError, KeyError) as err:
+            status, reply = 400, {"error": str(err)}
+        body = json.dumps(reply).encode()
+        start_response(
+            f"{status} {'OK' if status == 200 else 'Error'}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    def dispatch_control(self, method: str, command: str, payload: Any) -> Any:
+        state = self.state
+        if (method, command) == ("GET", "log"):
+            with state.lock:
+                return list(state.log)
+        if (method, command) == ("GET", "faults"):
+            return state.snapshot()
+        if method != "POST":
+            return None
+        if command == "faults":
+            for rule in payload if isinstance(payload, list) else [payload]:
+                if not isinstance(rule, dict):
+                    raise ValueError("a fault rule is a JSON object")
+                state.add_fault(rule)
+            return state.snapshot()
+        if command == "reset-faults":
+            state.reset_faults()
+            return {}
+        if command == "reset-log":
+            state.reset_log()
+            return {}
+        if command == "policy":
+            if isinstance(payload, dict) and "allowReassociationByDefault" in payload:
+                POLICY.allow_reassociation_by_default = bool(payload["allowReassociationByDefault"])
+            return {"allowReassociationByDefault": POLICY.allow_reassociation_by_default}
+        if command == "reset":
+            with MODEL_LOCK:
+                moto_api_backend.reset()
+            state.reset_faults()
+            state.reset_log()
+            POLICY.allow_reassociation_by_default = False
+            return {}
+        return None
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        pass
+
+
+def _watch_parent(parent: int, server: Any) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    server.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="moto's EC2, corrected, with fault injection")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the process that started this one dies (no orphans if a test runner is killed)",
+    )
+    args = parser.parse_args(argv)
+
+    app = EmulatorApp(DomainDispatcherApplication(create_backend_app), EmulatorState())
+    handler = WSGIRequestHandler if args.verbose else QuietHandler
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=handler)
+
+    def stop(_signum: int, _frame: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if args.exit_with_parent:
+        threading.Thread(target=_watch_parent, args=(os.getppid(), server), daemon=True).start()
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"EMULATOR_READY http://{host}:{server.server_port}", flush=True)
+    server.serve_forever(poll_interval=0.1)
+    server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+// Fault injection and the action log: what the agent's integration tests lean on to prove
+// retries, deadlines and "no mutating call on a no-op takeover".
+import {
+  AllocateAddressCommand,
+  AssociateAddressCommand,
+  DescribeAddressesCommand,
+  DescribeNetworkInterfacesCommand,
+} from '@aws-sdk/client-ec2';
+import { describe, expect, it } from 'vitest';
+import { ec2Failure, useEmulator } from './helpers.js';
+
+const env = useEmulator();
+
+const describeAddresses = () => env.ec2.send(new DescribeAddressesCommand({}));
+
+describe('throttling', () => {
+  it('answers the next N calls of the action with RequestLimitExceeded (HTTP 503), then serves it', async () => {
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', throttle: 2 });
+
+    expect(await ec2Failure(describeAddresses())).toMatchObject({
+      name: 'RequestLimitExceeded',
+      status: 503,
+    });
+    expect((await ec2Failure(describeAddresses())).name).toBe('RequestLimitExceeded');
+    await expect(describeAddresses()).resolves.toBeDefined();
+
+    const log = await env.emulator.actions();
+    expect(log.map((a) => [a.action, a.status, a.fault, a.errorCode])).toEqual([
+      ['DescribeAddresses', 503, 'throttle', 'RequestLimitExceeded'],
+      ['DescribeAddresses', 503, 'throttle', 'RequestLimitExceeded'],
+      ['DescribeAddresses', 200, null, null],
+    ]);
+  });
+
+  it('throttles only the named action', async () => {
+    await env.emulator.injectFaults({ action: 'AssociateAddress', throttle: 5 });
+
+    await expect(describeAddresses()).resolves.toBeDefined();
+  });
+
+  it('with action "*" throttles every action', async () => {
+    await env.emulator.injectFaults({ action: '*', throttle: 2 });
+
+    expect((await ec2Failure(describeAddresses())).name).toBe('RequestLimitExceeded');
+    expect((await ec2Failure(env.ec2.send(new DescribeNetworkInterfacesCommand({})))).name).toBe(
+      'RequestLimitExceeded',
+    );
+    await expect(describeAddresses()).resolves.toBeDefined();
+  });
+
+  it("is absorbed by the SDK's own retries when the client allows them", async () => {
+    const retrying = env.emulator.client({ maxAttempts: 3 });
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', throttle: 1 });
+
+    await expect(retrying.send(new DescribeAddressesCommand({}))).resolves.toBeDefined();
+
+    const log = await env.emulator.actions();
+    expect(log.filter((a) => a.fault === 'throttle')).toHaveLength(1);
+    expect(log).toHaveLength(2);
+    retrying.destroy();
+  });
+
+  it("answers in EC2's XML error format", async () => {
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', throttle: 1 });
+
+    const res = await fetch(env.emulator.endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'Action=DescribeAddresses&Version=2016-11-15',
+    });
+
+    expect(res.status).toBe(503);
+    expect(await res.text()).toMatch(
+      /<Response><Errors><Error><Code>RequestLimitExceeded<\/Code><Message>[^<]+<\/Message><\/Error><\/Errors><RequestID>[0-9a-f-]{36}<\/RequestID><\/Response>$/,
+    );
+  });
+});
+
+describe('server errors', () => {
+  it('answers the next N calls with InternalError (HTTP 500) by default', async () => {
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', error: { count: 1 } });
+
+    expect(await ec2Failure(describeAddresses())).toMatchObject({
+      name: 'InternalError',
+      status: 500,
+    });
+    await expect(describeAddresses()).resolves.toBeDefined();
+  });
+
+  it('answers with the code and status given, e.g. Unavailable (HTTP 503)', async () => {
+    await env.emulator.injectFaults({
+      action: 'DescribeAddresses',
+      error: { count: 2, code: 'Unavailable', status: 503 },
+    });
+
+    expect(await ec2Failure(describeAddresses())).toMatchObject({
+      name: 'Unavailable',
+      status: 503,
+    });
+    expect((await ec2Failure(describeAddresses())).name).toBe('Unavailable');
+    await expect(describeAddresses()).resolves.toBeDefined();
+  });
+
+  it('serves injected throttling before injected errors', async () => {
+    await env.emulator.injectFaults([
+      { action: 'DescribeAddresses', error: { count: 1 } },
+      { action: 'DescribeAddresses', throttle: 1 },
+    ]);
+
+    expect((await ec2Failure(describeAddresses())).name).toBe('RequestLimitExceeded');
+    expect((await ec2Failure(describeAddresses())).name).toBe('InternalError');
+    await expect(describeAddresses()).resolves.toBeDefined();
+  });
+});
+
+describe('latency', () => {
+  it('delays every call of the action until reset, and the client observes it', async () => {
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', latencyMs: 300 });
+
+    const started = performance.now();
+    await describeAddresses();
+    const elapsed = performance.now() - started;
+
+    expect(elapsed).toBeGreaterThanOrEqual(290);
+    const [entry] = await env.emulator.actions();
+    expect(entry?.durationMs).toBeGreaterThanOrEqual(290);
+
+    await env.emulator.resetFaults();
+    const again = performance.now();
+    await describeAddresses();
+    expect(performance.now() - again).toBeLessThan(290);
+  });
+});
+
+describe('action log', () => {
+  it('records each action in order with its parameters, status, and whether it mutates', async () => {
+    const { AllocationId } = await env.ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }));
+    await env.ec2.send(new DescribeAddressesCommand({ AllocationIds: [AllocationId ?? ''] }));
+    await ec2Failure(
+      env.ec2.send(
+        new AssociateAddressCommand({
+          AllocationId,
+          NetworkInterfaceId: 'eni-0123456789abcdef0',
+          PrivateIpAddress: '10.0.0.50',
+          AllowReassociation: true,
+          DryRun: true,
+        }),
+      ),
+    );
+
+    const log = await env.emulator.actions();
+
+    expect(log).toMatchObject([
+      { seq: 1, action: 'AllocateAddress', mutating: true, status: 200, params: { Domain: 'vpc' } },
+      {
+        seq: 2,
+        action: 'DescribeAddresses',
+        mutating: false,
+        status: 200,
+        params: { 'AllocationId.1': AllocationId },
+      },
+      {
+        seq: 3,
+        action: 'AssociateAddress',
+        mutating: true,
+        dryRun: true,
+        status: 400,
+        errorCode: 'InvalidNetworkInterfaceID.NotFound',
+        params: {
+          AllocationId,
+          NetworkInterfaceId: 'eni-0123456789abcdef0',
+          PrivateIpAddress: '10.0.0.50',
+          AllowReassociation: 'true',
+        },
+      },
+    ]);
+    for (const entry of log) {
+      expect(Date.parse(entry.finishedAt)).toBeGreaterThanOrEqual(Date.parse(entry.startedAt));
+    }
+  });
+
+  it('lets a test assert that only read-only calls were made', async () => {
+    await describeAddresses();
+    await env.ec2.send(new DescribeNetworkInterfacesCommand({}));
+
+    expect((await env.emulator.actions()).filter((a) => a.mutating)).toEqual([]);
+  });
+
+  it('resets the log and the faults independently', async () => {
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', throttle: 1 });
+    await describeAddresses().catch(() => undefined);
+
+    await env.emulator.resetLog();
+    expect(await env.emulator.actions()).toEqual([]);
+
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', throttle: 1 });
+    await env.emulator.resetFaults();
+    await expect(describeAddresses()).resolves.toBeDefined();
+    expect(await env.emulator.actions()).toHaveLength(1);
+  });
+});
+
+describe('control API', () => {
+  it('refuses a rule without an action (HTTP 400) and an unknown path (HTTP 404)', async () => {
+    const bad = await fetch(`${env.emulator.endpoint}/_emulator/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ throttle: 1 }),
+    });
+    expect(bad.status).toBe(400);
+
+    const unknown = await fetch(`${env.emulator.endpoint}/_emulator/nothing-here`);
+    expect(unknown.status).toBe(404);
+  });
+
+  it('reports the rules in force', async () => {
+    await env.emulator.injectFaults({ action: 'AssociateAddress', latencyMs: 50, throttle: 2 });
+
+    const res = await fetch(`${env.emulator.endpoint}/_emulator/faults`);
+
+    expect(await res.json()).toEqual({
+      AssociateAddress: { latencyMs: 50, throttle: 2, errors: [] },
+    });
+  });
+});
