@@ -157,7 +157,7 @@ export function createProgram(deps: RunDeps, setExit: (code: number) => void): C
 }
 
 /** Wires one run: config first (errors before any call), then lazily IMDS, credentials, EC2. */
-function prepare(deps: RunDeps, opts: CommonOptions) {
+function prepare(deps: RunDeps, opts: CommonOptions, reportOnStdout = false) {
   const flags: ConfigFlags = {
     ...(opts.config !== undefined ? { config: opts.config } : {}),
     ...(opts.allocationId !== undefined ? { allocationId: opts.allocationId } : {}),
@@ -172,6 +172,7 @@ function prepare(deps: RunDeps, opts: CommonOptions) {
   const config = loadConfig(flags, deps.env, deps.readConfigFile);
   const clock = deps.clock ?? systemClock;
   const log = createLogger({
+    reportOnStdout: reportOnStdout || config.dryRun,
     ...(config.logFile !== undefined ? { logFile: config.logFile } : {}),
     ...(deps.logStream !== undefined ? { stream: deps.logStream } : {}),
   });
@@ -371,7 +372,7 @@ async function doReconcile(deps: RunDeps, opts: CommonOptions): Promise<number> 
 }
 
 async function doStatus(deps: RunDeps, opts: CommonOptions, json: boolean): Promise<number> {
-  const p = prepare(deps, opts);
+  const p = prepare(deps, opts, true);
   const deadline = new Deadline(p.clock, Math.min(p.config.deadlineSeconds, 15) * 1_000);
   let report: StatusReport;
   let code: number;
@@ -396,7 +397,7 @@ async function doStatus(deps: RunDeps, opts: CommonOptions, json: boolean): Prom
 }
 
 async function doCheck(deps: RunDeps, opts: CommonOptions): Promise<number> {
-  const p = prepare(deps, opts);
+  const p = prepare(deps, opts, true);
   let report: CheckReport;
   try {
     report = await runChecks(

@@ -1,8 +1,10 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 export interface LogOptions {
-  /** Appended to, directory created, mode 0640; absent → stdout. */
+  /** Appended to, directory created, mode 0640; absent → stdout, or stderr (see below). */
   readonly logFile?: string;
+  /** The command prints its own report on stdout (status, check, --dry-run): log to stderr. */
+  readonly reportOnStdout?: boolean;
   /** Tests pass a stream to read the lines back. */
   readonly stream?: DestinationStream;
 }
@@ -12,7 +14,7 @@ export function createLogger(options: LogOptions): Logger {
   const destination =
     options.stream ??
     pino.destination({
-      dest: options.logFile ?? 1,
+      dest: options.logFile ?? (options.reportOnStdout ? 2 : 1),
       append: true,
       mkdir: options.logFile !== undefined,
       // Synchronous: keepalived's hook may be killed right after it returns; no line may be lost.
