@@ -7,13 +7,8 @@ const exec = promisify(execFile);
 export const PREFIX = 'eipd';
 
 export interface NodeLink {
-  /** Namespace name, e.g. eipd-a. */
+  /** Namespace name, e.g. eipd-primary. */
   readonly ns: string;
-  /** The node's VPC-side interface inside the namespace (MAC = the ENI's MAC). */
-  readonly iface: string;
-  readonly privateIp: string;
-  readonly prefixLength: number;
-  readonly macAddress: string;
   /** This node's end of its link to the emulator. */
   readonly apiIp: string;
 }
@@ -35,38 +30,30 @@ export async function inNs(ns: string, ...command: string[]): Promise<string> {
 }
 
 /**
- * Two "instances" as namespaces. Their VPC interfaces hang off one bridge (no address on the root
- * side: pure layer 2, for VRRP between the peers). Each has a /30 link to the root namespace, which
- * carries only the route to the emulator; there is no default route, so nothing inside can reach
- * past this machine, and a metadata request that misses the stub fails instead of leaving.
+ * The "instances" as namespaces. Their VPC-side interfaces (eth0, addressed later, once the
+ * emulator has given each ENI its MAC and IP) hang off one bridge with no address on the root side:
+ * pure layer 2, for VRRP between the peers. Each namespace has a /30 link to the root namespace
+ * that carries only the route to the emulator. There is no default route, so nothing inside can
+ * reach past this machine, and a metadata request that misses the stub fails instead of leaving.
  */
-export async function createTopology(
-  nodes: ReadonlyArray<{
-    name: string;
-    privateIp: string;
-    prefixLength: number;
-    macAddress: string;
-  }>,
-): Promise<Topology> {
+export async function createTopology(names: readonly string[]): Promise<Topology> {
   const bridge = `${PREFIX}-br`;
   await ip('link', 'add', bridge, 'type', 'bridge');
   await ip('link', 'set', bridge, 'up');
   const links: NodeLink[] = [];
   const emulatorIp = '198.18.0.1';
-  for (const [i, node] of nodes.entries()) {
-    const ns = `${PREFIX}-${node.name}`;
+  for (const [i, name] of names.entries()) {
+    const ns = `${PREFIX}-${name}`;
     const rootApi = `198.18.0.${4 * i + 1}`;
     const nsApi = `198.18.0.${4 * i + 2}`;
     await ip('netns', 'add', ns);
     await ip('-n', ns, 'link', 'set', 'lo', 'up');
-    await ip('link', 'add', `${ns}-vpc`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
-    await ip('link', 'set', `${ns}-vpc`, 'master', bridge, 'up');
-    await ip('-n', ns, 'link', 'set', 'eth0', 'address', node.macAddress);
-    await ip('-n', ns, 'addr', 'add', `${node.privateIp}/${node.prefixLength}`, 'dev', 'eth0');
-    await ip('-n', ns, 'link', 'set', 'eth0', 'up');
-    await ip('link', 'add', `${ns}-api`, 'type', 'veth', 'peer', 'name', 'api0', 'netns', ns);
-    await ip('addr', 'add', `${rootApi}/30`, 'dev', `${ns}-api`);
-    await ip('link', 'set', `${ns}-api`, 'up');
+    // Short names: Linux caps interface names at 15 characters.
+    await ip('link', 'add', `${PREFIX}${i}v`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+    await ip('link', 'set', `${PREFIX}${i}v`, 'master', bridge, 'up');
+    await ip('link', 'add', `${PREFIX}${i}a`, 'type', 'veth', 'peer', 'name', 'api0', 'netns', ns);
+    await ip('addr', 'add', `${rootApi}/30`, 'dev', `${PREFIX}${i}a`);
+    await ip('link', 'set', `${PREFIX}${i}a`, 'up');
     await ip('-n', ns, 'addr', 'add', `${nsApi}/30`, 'dev', 'api0');
     await ip('-n', ns, 'link', 'set', 'api0', 'up');
     if (rootApi !== emulatorIp) {
@@ -74,14 +61,7 @@ export async function createTopology(
     }
     // The metadata service's address, local to this namespace: only its own stub answers there.
     await ip('-n', ns, 'addr', 'add', '169.254.169.254/32', 'dev', 'lo');
-    links.push({
-      ns,
-      iface: 'eth0',
-      privateIp: node.privateIp,
-      prefixLength: node.prefixLength,
-      macAddress: node.macAddress,
-      apiIp: nsApi,
-    });
+    links.push({ ns, apiIp: nsApi });
   }
   return { nodes: links, emulatorIp };
 }
@@ -96,7 +76,7 @@ export async function destroyTopology(): Promise<void> {
   const links = (await ip('-o', 'link', 'show').catch(() => ''))
     .split('\n')
     .map((line) => line.split(': ')[1]?.split('@')[0] ?? '')
-    .filter((name) => name.startsWith(`${PREFIX}-`));
+    .filter((name) => name.startsWith(PREFIX));
   for (const link of links) await ip('link', 'del', link).catch(() => undefined);
 }
 

@@ -1,0 +1,124 @@
+/**
+ * The failover drill: the whole pattern on one machine. Real keepalived in network namespaces,
+ * configs rendered by the project's Ansible role, the built agent, the EC2 emulator.
+ *
+ *   sudo npm run drill [-- --json] [--mode same-subnet|cross-az] [--scenario N ...]
+ */
+import { execFile } from 'node:child_process';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import type { WorldMode } from '../support/world.js';
+import { destroyTopology } from './netns.js';
+import { DrillPair, type NodeName, REPO } from './pair.js';
+import { DrillAssertion, SCENARIOS, type ScenarioContext } from './scenarios.js';
+import { collectEvents, failoverFigures, renderScenario, renderTotals, type ScenarioResult, type TimelineEvent } from './timeline.js';
+
+const exec = promisify(execFile);
+const WORK_DIR = '/run/eip-failover-drill';
+
+const { values } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    mode: { type: 'string', multiple: true },
+    scenario: { type: 'string', multiple: true },
+  },
+});
+const modes = (values.mode ?? ['same-subnet', 'cross-az']) as WorldMode[];
+const only = new Set((values.scenario ?? []).map(Number));
+const say = (line: string) => {
+  if (!values.json) process.stdout.write(`${line}\n`);
+};
+
+async function prerequisites(): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    throw new Error('the drill creates network namespaces and runs keepalived: run it as root (sudo npm run drill)');
+  }
+  const { stdout, stderr } = await exec('bash', [join(REPO, 'scripts/install-system-deps.sh')]);
+  say((stdout + stderr).trim());
+  try {
+    await access(join(REPO, 'agent/dist/eip-failover.mjs'));
+  } catch {
+    say('building the agent (npm run build)');
+    await exec('npm', ['run', 'build'], { cwd: REPO });
+  }
+}
+
+async function runMode(mode: WorldMode, results: ScenarioResult[]): Promise<void> {
+  say(`\n=== ${mode}: setting up two instances in network namespaces, the EC2 emulator, and keepalived`);
+  const pair = await DrillPair.create(mode, join(WORK_DIR, mode), say);
+  current = pair;
+  try {
+    await pair.render({ nopreempt: true, preemptDelay: 2 });
+    for (const node of Object.values(pair.nodes)) {
+      await pair.startImds(node);
+      await pair.startLb(node);
+    }
+    say(`world: EIP ${pair.world.publicIp} (${pair.world.allocationId}), VIP ${pair.world.vip ?? 'none'}; primary ${pair.world.primary.privateIp}, secondary ${pair.world.secondary.privateIp}`);
+    for (const scenario of SCENARIOS) {
+      if (only.size > 0 && !only.has(scenario.id) && scenario.id !== 1) continue;
+      const startedAt = Date.now();
+      const drillEvents: TimelineEvent[] = [];
+      let faultAt = startedAt;
+      const ctx: ScenarioContext = {
+        pair,
+        events: drillEvents,
+        note: (what, node) => drillEvents.push({ at: Date.now(), source: 'drill', node: node ?? null, what }),
+        fault: (what, node) => {
+          faultAt = Date.now();
+          drillEvents.push({ at: faultAt, source: 'drill', node, what: `FAULT: ${what}` });
+        },
+      };
+      let ok = true;
+      let error: string | undefined;
+      let measuredTo: NodeName | undefined;
+      try {
+        ({ measuredTo } = await scenario.run(ctx));
+      } catch (err) {
+        ok = false;
+        error = err instanceof DrillAssertion ? err.message : (err as Error).stack ?? String(err);
+      }
+      const events = await collectEvents(pair, startedAt, drillEvents);
+      const figures = measuredTo ? failoverFigures(events, faultAt, measuredTo) : undefined;
+      const result: ScenarioResult = { mode, id: scenario.id, title: scenario.title, ok, startedAt, events, ...(error ? { error } : {}), ...(figures ? { figures } : {}) };
+      results.push(result);
+      say(`\n${renderScenario(result)}`);
+      if (!ok) {
+        say('  (stopping this mode: later scenarios build on this one)');
+        break;
+      }
+    }
+  } finally {
+    await pair.teardown();
+    current = undefined;
+  }
+}
+
+let current: DrillPair | undefined;
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
+    process.stderr.write(`\ndrill: ${signal}: cleaning up namespaces and processes\n`);
+    void (current?.teardown() ?? destroyTopology()).finally(() => process.exit(130));
+  });
+}
+
+const results: ScenarioResult[] = [];
+const started = Date.now();
+try {
+  await prerequisites();
+  for (const mode of modes) await runMode(mode, results);
+} catch (err) {
+  process.stderr.write(`drill: ${(err as Error).message}\n`);
+  await destroyTopology();
+  process.exitCode = 1;
+}
+if (values.json) {
+  process.stdout.write(`${JSON.stringify({ results, durationMs: Date.now() - started }, null, 2)}\n`);
+} else if (results.length > 0) {
+  say(`\n=== totals (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+  say(renderTotals(results));
+}
+if (results.some((r) => !r.ok) || results.length === 0) process.exitCode = 1;

@@ -1,0 +1,417 @@
+import { execFile } from 'node:child_process';
+import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { DescribeAddressesCommand, DescribeNetworkInterfacesCommand } from '@aws-sdk/client-ec2';
+import { type Emulator, startEmulator } from '../support/emulator.js';
+import type { StubNode } from '../support/imds-stub.js';
+import { createWorld, type World, type WorldMode, type WorldNode } from '../support/world.js';
+import { blockVrrp, createTopology, destroyTopology, inNs, ip, type Topology, unblockVrrp } from './netns.js';
+import { type Proc, ProcessGroup } from './procs.js';
+
+const exec = promisify(execFile);
+export const REPO = resolve(import.meta.dirname, '../..');
+const BUNDLE = join(REPO, 'agent/dist/eip-failover.mjs');
+const SCRIPT_USER = 'nobody';
+const SCRIPT_GROUP = 'nogroup';
+
+export type NodeName = 'primary' | 'secondary';
+
+/** What the drill asks of the role beyond the CDK outputs. */
+export interface RenderOptions {
+  readonly nopreempt: boolean;
+  readonly preemptDelay: number;
+}
+
+export interface DrillNode {
+  readonly name: NodeName;
+  readonly ns: string;
+  readonly world: WorldNode;
+  /** Where the role rendered this node: keepalived.conf, agent config, state and log dirs. */
+  readonly root: string;
+  readonly wrapper: string;
+  keepalived: Proc | undefined;
+  lb: Proc | undefined;
+  imds: Proc | undefined;
+}
+
+export interface HookRun {
+  readonly at: number;
+  readonly exitCode: number;
+  readonly args: string;
+}
+
+/**
+ * One keepalived pair on this machine: two namespaces as instances, the EC2 emulator, an IMDSv2
+ * stub in each namespace, a stand-in load balancer, and real keepalived with the configs the
+ * project's Ansible role renders, calling the built agent.
+ */
+export class DrillPair {
+  readonly procs = new ProcessGroup();
+  readonly nodes: Record<NodeName, DrillNode>;
+
+  private constructor(
+    readonly mode: WorldMode,
+    readonly dir: string,
+    readonly topology: Topology,
+    readonly emulator: Emulator,
+    readonly world: World,
+  ) {
+    const node = (name: NodeName, i: number): DrillNode => ({
+      name,
+      ns: topology.nodes[i]?.ns as string,
+      world: name === 'primary' ? world.primary : world.secondary,
+      root: join(dir, name),
+      wrapper: join(dir, 'bin', `eip-failover-${name}`),
+      keepalived: undefined,
+      lb: undefined,
+      imds: undefined,
+    });
+    this.nodes = { primary: node('primary', 0), secondary: node('secondary', 1) };
+  }
+
+  static async create(
+    mode: WorldMode,
+    dir: string,
+    log: (line: string) => void,
+  ): Promise<DrillPair> {
+    await destroyTopology();
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(join(dir, 'bin'), { recursive: true, mode: 0o755 });
+    const topology = await createTopology(['primary', 'secondary']);
+    const emulator = await startEmulator({ host: topology.emulatorIp });
+    log(`emulator at ${emulator.endpoint} (pid ${emulator.pid})`);
+    const world = await createWorld(emulator.client(), { mode });
+    const pair = new DrillPair(mode, dir, topology, emulator, world);
+    for (const node of Object.values(pair.nodes)) await pair.configureNode(node);
+    return pair;
+  }
+
+  private async configureNode(node: DrillNode): Promise<void> {
+    const prefix = Number(node.world.subnetCidr.split('/')[1]);
+    await ip('-n', node.ns, 'link', 'set', 'eth0', 'address', node.world.macAddress);
+    await ip('-n', node.ns, 'addr', 'add', `${node.world.privateIp}/${prefix}`, 'dev', 'eth0');
+    await ip('-n', node.ns, 'link', 'set', 'eth0', 'up');
+    const other = this.nodes[node.name === 'primary' ? 'secondary' : 'primary'].world;
+    if (other.subnetCidr !== node.world.subnetCidr) {
+      // Cross-AZ: in a VPC the router joins the subnets; on the drill's bridge a link route does.
+      await ip('-n', node.ns, 'route', 'add', other.subnetCidr, 'dev', 'eth0');
+    }
+    await mkdir(node.root, { recursive: true, mode: 0o755 });
+    await this.writeWrapper(node);
+  }
+
+  /**
+   * The command keepalived runs: the built bundle with the SDK pointed at the emulator and IMDS at
+   * the namespace's own stub. No credentials: the agent gets them from the stub's instance profile.
+   * Every run appends its exit code to hooks.log, which keepalived itself does not report.
+   */
+  private async writeWrapper(node: DrillNode): Promise<void> {
+    const hooksLog = join(node.root, 'hooks.log');
+    const script = [
+      '#!/bin/sh',
+      `export AWS_ENDPOINT_URL_EC2='${this.emulator.endpoint}'`,
+      "export AWS_EC2_METADATA_SERVICE_ENDPOINT='http://169.254.169.254'",
+      'unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE',
+      'export NODE_NO_WARNINGS=1',
+      `${process.execPath} ${BUNDLE} "$@"`,
+      'code=$?',
+      `printf '%s %s %s\\n' "$(date +%s%3N)" "$code" "$*" >> '${hooksLog}'`,
+      'exit $code',
+      '',
+    ].join('\n');
+    await writeFile(node.wrapper, script, { mode: 0o755 });
+    await writeFile(hooksLog, '');
+    await chownToScriptUser(hooksLog);
+  }
+
+  /** Renders both nodes with the project's role from a CDK-shaped outputs file, like a user would. */
+  async render(options: RenderOptions): Promise<void> {
+    const outputsFile = join(this.dir, 'cdk-outputs.json');
+    await writeFile(outputsFile, JSON.stringify(this.cdkOutputs(), null, 2));
+    const vars = {
+      keepalived_eip_manage_host: false,
+      keepalived_eip_path_prefix: `${this.dir}/{{ inventory_hostname }}`,
+      keepalived_eip_agent_command: `${this.dir}/bin/eip-failover-{{ inventory_hostname }}`,
+      keepalived_eip_interface: 'eth0',
+      keepalived_eip_script_user: SCRIPT_USER,
+      keepalived_eip_script_group: SCRIPT_GROUP,
+      keepalived_eip_check_port: 80,
+      keepalived_eip_check_interval: 1,
+      keepalived_eip_check_timeout: 1,
+      keepalived_eip_check_fall: 2,
+      keepalived_eip_check_rise: 2,
+      keepalived_eip_advert_int: 1,
+      keepalived_eip_nopreempt: options.nopreempt,
+      keepalived_eip_preempt_delay: options.preemptDelay,
+      keepalived_eip_agent_deadline_seconds: 30,
+      keepalived_eip_validate_allow_missing_interface: true,
+    };
+    const varsFile = join(this.dir, 'drill-vars.json');
+    await writeFile(varsFile, JSON.stringify(vars, null, 2));
+    await exec(
+      'ansible-playbook',
+      ['--connection', 'local', '--tags', 'config', '-e', `@${varsFile}`, 'site.yml'],
+      {
+        cwd: join(REPO, 'ansible'),
+        env: {
+          ...process.env,
+          EIP_PAIR_OUTPUTS: outputsFile,
+          ANSIBLE_NOCOLOR: '1',
+          ANSIBLE_STDOUT_CALLBACK: 'default',
+        },
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    ).catch((err: { stdout?: string; stderr?: string; message: string }) => {
+      throw new Error(
+        `ansible-playbook failed: ${err.message}\n${err.stdout ?? ''}\n${err.stderr ?? ''}`,
+      );
+    });
+    for (const node of Object.values(this.nodes)) {
+      // keepalived runs the hooks as the script user: it must own the state and log dirs.
+      for (const sub of ['run/eip-failover', 'var/log/eip-failover']) {
+        const path = join(node.root, sub);
+        await mkdir(path, { recursive: true });
+        await chownToScriptUser(path);
+      }
+    }
+  }
+
+  /** The file `cdk deploy --outputs-file` would write for this world (lib/outputs-contract.json). */
+  cdkOutputs(): Record<string, Record<string, string>> {
+    const w = this.world;
+    const stack: Record<string, string> = {
+      AllocationId: w.allocationId,
+      PublicIp: w.publicIp,
+      Mode: w.mode,
+      Vip: w.vip ?? 'none',
+      Region: 'eu-central-1',
+    };
+    for (const [label, node] of [
+      ['Primary', w.primary],
+      ['Secondary', w.secondary],
+    ] as const) {
+      stack[`${label}InstanceId`] = node.instanceId;
+      stack[`${label}NetworkInterfaceId`] = node.networkInterfaceId;
+      stack[`${label}PrivateIp`] = node.privateIp;
+      stack[`${label}SubnetCidr`] = node.subnetCidr;
+      stack[`${label}AvailabilityZone`] = node.availabilityZone;
+    }
+    return { KeepalivedEipPair: stack };
+  }
+
+  stubNode(node: DrillNode): StubNode {
+    return {
+      instanceId: node.world.instanceId,
+      region: 'eu-central-1',
+      availabilityZone: node.world.availabilityZone,
+      macAddress: node.world.macAddress,
+      networkInterfaceId: node.world.networkInterfaceId,
+      vpcId: this.world.vpcId,
+      subnetId: node.world.subnetId,
+      subnetCidr: node.world.subnetCidr,
+      primaryPrivateIp: node.world.privateIp,
+      role: 'keepalived-eip-pair-node',
+    };
+  }
+
+  async startImds(node: DrillNode): Promise<void> {
+    node.imds = this.procs.inNs(node.ns, `imds-${node.name}`, process.execPath, [
+      '--import',
+      'tsx',
+      join(REPO, 'test/drill/imds-node.ts'),
+      JSON.stringify(this.stubNode(node)),
+      this.emulator.endpoint,
+    ]);
+    await node.imds.waitFor(/^IMDS_READY/, 20_000);
+  }
+
+  /** The stand-in load balancer: an HTTP server on 127.0.0.1:80 the health check asks. */
+  async startLb(node: DrillNode): Promise<void> {
+    const docroot = join(node.root, 'www');
+    await mkdir(docroot, { recursive: true });
+    await writeFile(join(docroot, 'index.html'), `${node.name}\n`);
+    node.lb = this.procs.inNs(node.ns, `lb-${node.name}`, 'python3', [
+      '-u',
+      '-m',
+      'http.server',
+      '80',
+      '--bind',
+      '127.0.0.1',
+      '--directory',
+      docroot,
+    ]);
+    await node.lb.waitFor(/Serving HTTP/, 10_000);
+  }
+
+  async stopLb(node: DrillNode): Promise<void> {
+    await node.lb?.stop('SIGKILL');
+    node.lb = undefined;
+  }
+
+  startKeepalived(node: DrillNode): Proc {
+    const conf = join(node.root, 'etc/keepalived/keepalived.conf');
+    node.keepalived = this.procs.inNs(node.ns, `keepalived-${node.name}`, 'keepalived', [
+      '--dont-fork',
+      '--log-console',
+      '--log-detail',
+      '--vrrp',
+      '--use-file',
+      conf,
+      '--pid',
+      join(node.root, 'keepalived.pid'),
+      '--vrrp_pid',
+      join(node.root, 'keepalived-vrrp.pid'),
+    ]);
+    return node.keepalived;
+  }
+
+  async killKeepalived(node: DrillNode, signal: NodeJS.Signals): Promise<void> {
+    if (signal === 'SIGKILL') {
+      // keepalived --dont-fork still runs its VRRP work in a child: kill the whole process tree.
+      const pids = await exec('pgrep', ['-f', `keepalived-vrrp.pid`])
+        .then((r) => r.stdout)
+        .catch(() => '');
+      for (const pid of pids.split('\n').filter(Boolean)) {
+        const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+        if (cmd.includes(node.root)) process.kill(Number(pid), 'SIGKILL');
+      }
+    }
+    await node.keepalived?.stop(signal);
+    node.keepalived = undefined;
+  }
+
+  /** Where the EIP points now, as EC2 (the emulator) says. */
+  async eipHolder(): Promise<{ eni: string | null; privateIp: string | null }> {
+    const out = await this.emulator
+      .client()
+      .send(new DescribeAddressesCommand({ AllocationIds: [this.world.allocationId] }));
+    const a = out.Addresses?.[0];
+    return { eni: a?.NetworkInterfaceId ?? null, privateIp: a?.PrivateIpAddress ?? null };
+  }
+
+  async vipHolder(): Promise<string | null> {
+    if (this.world.vip === undefined) return null;
+    const out = await this.emulator
+      .client()
+      .send(
+        new DescribeNetworkInterfacesCommand({
+          Filters: [{ Name: 'addresses.private-ip-address', Values: [this.world.vip] }],
+        }),
+      );
+    return out.NetworkInterfaces?.[0]?.NetworkInterfaceId ?? null;
+  }
+
+  /** The node the EIP points at, or null. */
+  async holderName(): Promise<NodeName | null> {
+    const { eni } = await this.eipHolder();
+    if (eni === this.world.primary.networkInterfaceId) return 'primary';
+    if (eni === this.world.secondary.networkInterfaceId) return 'secondary';
+    return null;
+  }
+
+  /** Polls EC2 until the EIP points at `name` (and its expected private IP), or the timeout passes. */
+  async waitForHolder(name: NodeName, timeoutMs: number): Promise<number> {
+    const node = this.nodes[name];
+    const wantIp = this.world.vip ?? node.world.privateIp;
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const { eni, privateIp } = await this.eipHolder();
+      if (eni === node.world.networkInterfaceId && privateIp === wantIp) return Date.now();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const now = await this.eipHolder();
+    throw new Error(
+      `the EIP did not reach ${name} within ${timeoutMs} ms (it points at ${now.eni ?? 'nothing'} ${now.privateIp ?? ''})`,
+    );
+  }
+
+  /** Runs `eip-failover status --json` inside a node, as an operator would. */
+  async status(node: DrillNode): Promise<{ code: number; report: Record<string, unknown> }> {
+    const config = join(node.root, 'etc/eip-failover/config.json');
+    const result = await exec('ip', [
+      'netns',
+      'exec',
+      node.ns,
+      node.wrapper,
+      'status',
+      '--json',
+      '-c',
+      config,
+    ]).then(
+      (r) => ({ code: 0, stdout: r.stdout }),
+      (err: { code?: number; stdout?: string }) => ({
+        code: typeof err.code === 'number' ? err.code : -1,
+        stdout: err.stdout ?? '',
+      }),
+    );
+    return {
+      code: result.code,
+      report: JSON.parse(result.stdout || '{}') as Record<string, unknown>,
+    };
+  }
+
+  /** Each run of the agent keepalived made on this node, with its exit code. */
+  async hookRuns(node: DrillNode): Promise<HookRun[]> {
+    const text = await readFile(join(node.root, 'hooks.log'), 'utf8').catch(() => '');
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [at, code, ...args] = line.split(' ');
+        return { at: Number(at), exitCode: Number(code), args: args.join(' ') };
+      });
+  }
+
+  /** The agent's JSON log lines on this node. */
+  async agentLog(node: DrillNode): Promise<Array<Record<string, unknown>>> {
+    const text = await readFile(join(node.root, 'var/log/eip-failover/agent.log'), 'utf8').catch(
+      () => '',
+    );
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .flatMap((line) => {
+        try {
+          return [JSON.parse(line) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
+  }
+
+  /** keepalived's own account of its state, from the lines it logged. */
+  vrrpState(node: DrillNode): string {
+    const lines = node.keepalived?.lines ?? [];
+    for (let i = lines.length - 1; i >= 0; i--) {
+      const m = /Entering (MASTER|BACKUP|FAULT) STATE/.exec(lines[i]?.text ?? '');
+      if (m?.[1]) return m[1];
+    }
+    return node.keepalived?.running ? 'INIT' : 'STOPPED';
+  }
+
+  blockVrrp(node: DrillNode): Promise<void> {
+    return blockVrrp(node.ns);
+  }
+
+  unblockVrrp(node: DrillNode): Promise<void> {
+    return unblockVrrp(node.ns);
+  }
+
+  async teardown(): Promise<void> {
+    await this.procs.stopAll();
+    await this.emulator.stop();
+    await destroyTopology();
+  }
+
+  async inNode(node: DrillNode, ...command: string[]): Promise<string> {
+    return inNs(node.ns, ...command);
+  }
+}
+
+async function chownToScriptUser(path: string): Promise<void> {
+  const { stdout: uid } = await exec('id', ['-u', SCRIPT_USER]);
+  const { stdout: gid } = await exec('id', ['-g', SCRIPT_USER]);
+  await chown(path, Number(uid), Number(gid));
+  await chmod(path, 0o750).catch(() => undefined);
+}

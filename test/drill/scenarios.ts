@@ -1,0 +1,365 @@
+import type { DrillNode, DrillPair, NodeName } from './pair.js';
+import type { TimelineEvent } from './timeline.js';
+
+/** What a scenario can use: the pair, a way to note drill actions, and the time its fault began. */
+export interface ScenarioContext {
+  readonly pair: DrillPair;
+  note(what: string, node?: NodeName): void;
+  /** Marks the moment the fault is injected; figures are measured from here. */
+  fault(what: string, node: NodeName): void;
+  readonly events: TimelineEvent[];
+}
+
+export interface Scenario {
+  readonly id: number;
+  readonly title: string;
+  /** The node that must hold the EIP at the end; its takeover is measured from the fault. */
+  run(ctx: ScenarioContext): Promise<{ measuredTo?: NodeName }>;
+}
+
+const FAILOVER_TIMEOUT_MS = 30_000;
+
+export class DrillAssertion extends Error {
+  override readonly name = 'DrillAssertion';
+}
+
+function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new DrillAssertion(message);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const other = (name: NodeName): NodeName => (name === 'primary' ? 'secondary' : 'primary');
+
+/** Waits until keepalived on `node` says `state`. */
+async function waitVrrp(
+  pair: DrillPair,
+  node: DrillNode,
+  state: string,
+  timeoutMs: number,
+  since = 0,
+): Promise<number> {
+  const line = await node.keepalived?.waitFor(
+    new RegExp(`Entering ${state} STATE`),
+    timeoutMs,
+    since,
+  );
+  assert(line, `${node.name}: keepalived is not running`);
+  return line.at;
+}
+
+/** The holder of the EIP right now is `name`, and the VIP sits on the same ENI. */
+async function assertHolder(pair: DrillPair, name: NodeName): Promise<void> {
+  const holder = await pair.holderName();
+  assert(holder === name, `the EIP points at ${holder ?? 'nothing'}, expected ${name}`);
+  if (pair.world.vip !== undefined) {
+    const vip = await pair.vipHolder();
+    assert(
+      vip === pair.nodes[name].world.networkInterfaceId,
+      `the VIP is on ${vip ?? 'no ENI'}, expected ${name}'s ENI`,
+    );
+  }
+}
+
+/** `eip-failover status` on both nodes says consistent (exit 0) with the expected VRRP states. */
+async function assertStatusConsistent(pair: DrillPair, master: NodeName): Promise<void> {
+  for (const node of Object.values(pair.nodes)) {
+    const { code, report } = await pair.status(node);
+    const vrrp = (report.node as { vrrpState?: string } | undefined)?.vrrpState;
+    assert(
+      code === 0 && report.consistent === true,
+      `status on ${node.name}: exit ${code}, consistent ${String(report.consistent)}, problems ${JSON.stringify(report.problems)}`,
+    );
+    const want = node.name === master ? 'MASTER' : 'BACKUP';
+    assert(vrrp === want, `status on ${node.name} reports ${vrrp}, expected ${want}`);
+  }
+}
+
+/** Every agent run on either node since `since` ended with an allowed exit code. */
+async function assertHookExits(
+  pair: DrillPair,
+  since: number,
+  allowed: readonly number[] = [0],
+): Promise<void> {
+  for (const node of Object.values(pair.nodes)) {
+    for (const run of await pair.hookRuns(node)) {
+      if (run.at < since) continue;
+      assert(
+        allowed.includes(run.exitCode),
+        `${node.name}: \`eip-failover ${run.args}\` exited ${run.exitCode}`,
+      );
+    }
+  }
+}
+
+async function takeoverRuns(pair: DrillPair, name: NodeName, since: number): Promise<number> {
+  return (await pair.hookRuns(pair.nodes[name])).filter(
+    (r) => r.at >= since && r.args.startsWith('takeover'),
+  ).length;
+}
+
+/** The node keepalived currently has as MASTER (exactly one, or the assertion fails). */
+function currentMaster(pair: DrillPair): NodeName {
+  const masters = (['primary', 'secondary'] as const).filter(
+    (n) => pair.vrrpState(pair.nodes[n]) === 'MASTER',
+  );
+  assert(
+    masters.length === 1,
+    `expected exactly one VRRP MASTER, found ${masters.length ? masters.join(' and ') : 'none'}`,
+  );
+  return masters[0] as NodeName;
+}
+
+async function failOverByLb(ctx: ScenarioContext, from: NodeName): Promise<NodeName> {
+  const { pair } = ctx;
+  const to = other(from);
+  const since = Date.now();
+  ctx.fault('load balancer killed: the health check will fail', from);
+  await pair.stopLb(pair.nodes[from]);
+  await waitVrrp(pair, pair.nodes[from], 'FAULT', FAILOVER_TIMEOUT_MS, since);
+  await waitVrrp(pair, pair.nodes[to], 'MASTER', FAILOVER_TIMEOUT_MS, since);
+  await pair.waitForHolder(to, FAILOVER_TIMEOUT_MS);
+  return to;
+}
+
+async function restoreLb(ctx: ScenarioContext, name: NodeName): Promise<void> {
+  const since = Date.now();
+  ctx.note('load balancer restarted', name);
+  await ctx.pair.startLb(ctx.pair.nodes[name]);
+  await waitVrrp(ctx.pair, ctx.pair.nodes[name], 'BACKUP', FAILOVER_TIMEOUT_MS, since);
+}
+
+async function restartKeepalived(
+  ctx: ScenarioContext,
+  name: NodeName,
+  expect: 'BACKUP' | 'MASTER',
+): Promise<void> {
+  const since = Date.now();
+  ctx.note('keepalived started again', name);
+  ctx.pair.startKeepalived(ctx.pair.nodes[name]);
+  await waitVrrp(ctx.pair, ctx.pair.nodes[name], expect, FAILOVER_TIMEOUT_MS, since);
+}
+
+/** Lets hooks that keepalived started finish, so the next scenario starts from rest. */
+async function settle(pair: DrillPair, quietMs = 2_500): Promise<void> {
+  let last = -1;
+  for (let i = 0; i < 40; i++) {
+    const count =
+      (await pair.hookRuns(pair.nodes.primary)).length +
+      (await pair.hookRuns(pair.nodes.secondary)).length;
+    if (count === last) return;
+    last = count;
+    await sleep(quietMs);
+  }
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    id: 1,
+    title: 'start: the EIP lands on the higher-priority node',
+    async run(ctx) {
+      const { pair } = ctx;
+      ctx.fault('keepalived started on both nodes', 'primary');
+      pair.startKeepalived(pair.nodes.primary);
+      pair.startKeepalived(pair.nodes.secondary);
+      await waitVrrp(pair, pair.nodes.primary, 'MASTER', FAILOVER_TIMEOUT_MS);
+      await waitVrrp(pair, pair.nodes.secondary, 'BACKUP', FAILOVER_TIMEOUT_MS);
+      await pair.waitForHolder('primary', FAILOVER_TIMEOUT_MS);
+      await settle(pair);
+      await assertHolder(pair, 'primary');
+      await assertStatusConsistent(pair, 'primary');
+      await assertHookExits(pair, 0);
+      return { measuredTo: 'primary' };
+    },
+  },
+  {
+    id: 2,
+    title: 'the load balancer dies on the MASTER',
+    async run(ctx) {
+      const since = Date.now();
+      const to = await failOverByLb(ctx, 'primary');
+      await settle(ctx.pair);
+      await assertHolder(ctx.pair, to);
+      await assertHookExits(ctx.pair, since);
+      await restoreLb(ctx, 'primary');
+      await settle(ctx.pair);
+      await assertHolder(ctx.pair, to);
+      await assertStatusConsistent(ctx.pair, to);
+      return { measuredTo: to };
+    },
+  },
+  {
+    id: 3,
+    title: 'keepalived is killed (SIGKILL) on the MASTER',
+    async run(ctx) {
+      const { pair } = ctx;
+      const since = Date.now();
+      const from = currentMaster(pair);
+      const to = other(from);
+      ctx.fault('keepalived killed with SIGKILL', from);
+      await pair.killKeepalived(pair.nodes[from], 'SIGKILL');
+      await waitVrrp(pair, pair.nodes[to], 'MASTER', FAILOVER_TIMEOUT_MS, since);
+      await pair.waitForHolder(to, FAILOVER_TIMEOUT_MS);
+      await settle(pair);
+      await assertHolder(pair, to);
+      await assertHookExits(pair, since);
+      await restartKeepalived(ctx, from, 'BACKUP');
+      await settle(pair);
+      await assertHolder(pair, to);
+      await assertStatusConsistent(pair, to);
+      return { measuredTo: to };
+    },
+  },
+  {
+    id: 4,
+    title: 'the failed node returns: nopreempt keeps the address, preemption returns it once',
+    async run(ctx) {
+      const { pair } = ctx;
+      // Make the higher-priority primary the one that fails and returns.
+      if (currentMaster(pair) !== 'primary') {
+        await failOverByLb(ctx, 'secondary');
+        await restoreLb(ctx, 'secondary');
+        await settle(pair);
+      }
+      ctx.fault('keepalived stopped on the primary (MASTER)', 'primary');
+      await pair.killKeepalived(pair.nodes.primary, 'SIGTERM');
+      await pair.waitForHolder('secondary', FAILOVER_TIMEOUT_MS);
+      await settle(pair);
+      const back = Date.now();
+      await restartKeepalived(ctx, 'primary', 'BACKUP');
+      await sleep(6_000);
+      await assertHolder(pair, 'secondary');
+      assert(
+        (await takeoverRuns(pair, 'primary', back)) === 0,
+        'nopreempt: the returning primary took the address back',
+      );
+      ctx.note('nopreempt: the address stayed on the secondary');
+
+      ctx.note('re-rendered with preemption (preempt_delay 2 s); keepalived reloaded (SIGHUP)');
+      await pair.render({ nopreempt: false, preemptDelay: 2 });
+      const reload = Date.now();
+      for (const node of Object.values(pair.nodes)) node.keepalived?.child.kill('SIGHUP');
+      await waitVrrp(pair, pair.nodes.primary, 'MASTER', FAILOVER_TIMEOUT_MS, reload);
+      await pair.waitForHolder('primary', FAILOVER_TIMEOUT_MS);
+      await sleep(6_000);
+      await assertHolder(pair, 'primary');
+      const primaryTakeovers = await takeoverRuns(pair, 'primary', reload);
+      const secondaryTakeovers = await takeoverRuns(pair, 'secondary', reload);
+      assert(
+        primaryTakeovers === 1 && secondaryTakeovers === 0,
+        `preemption flapped: ${primaryTakeovers} takeovers on the primary, ${secondaryTakeovers} on the secondary`,
+      );
+      await assertHookExits(pair, back);
+
+      ctx.note('back to the default (nopreempt)');
+      await pair.render({ nopreempt: true, preemptDelay: 2 });
+      for (const node of Object.values(pair.nodes)) node.keepalived?.child.kill('SIGHUP');
+      await settle(pair);
+      await assertStatusConsistent(pair, 'primary');
+      return {};
+    },
+  },
+  {
+    id: 5,
+    title: 'split brain: VRRP dropped both ways, then healed',
+    async run(ctx) {
+      const { pair } = ctx;
+      const since = Date.now();
+      const master = currentMaster(pair);
+      const backup = other(master);
+      ctx.fault('VRRP (protocol 112) dropped in both namespaces', backup);
+      for (const node of Object.values(pair.nodes)) await pair.blockVrrp(node);
+      await waitVrrp(pair, pair.nodes[backup], 'MASTER', FAILOVER_TIMEOUT_MS, since);
+      await pair.waitForHolder(backup, FAILOVER_TIMEOUT_MS);
+      await settle(pair);
+      assert(
+        pair.vrrpState(pair.nodes[master]) === 'MASTER',
+        `${master} left MASTER during the split`,
+      );
+      const split = await pair.status(pair.nodes[master]);
+      assert(
+        split.code === 1 && split.report.consistent === false,
+        `status on ${master} during the split: exit ${split.code}, expected 1 (drift)`,
+      );
+      const problems = (split.report.problems as string[]).join('; ');
+      assert(
+        /this node is MASTER but .* points at/.test(problems),
+        `status on ${master} does not name the conflict: ${problems}`,
+      );
+      ctx.note(`status on ${master}: exit 1, "${problems.slice(0, 90)}"`, master);
+
+      const healed = Date.now();
+      ctx.note('VRRP allowed again');
+      for (const node of Object.values(pair.nodes)) await pair.unblockVrrp(node);
+      // The higher priority wins the MASTER-vs-MASTER election; it reclaims via notify_master_rx_lower_pri.
+      const winner: NodeName = 'primary';
+      await waitVrrp(pair, pair.nodes[other(winner)], 'BACKUP', FAILOVER_TIMEOUT_MS, healed);
+      await pair.waitForHolder(winner, FAILOVER_TIMEOUT_MS);
+      await settle(pair);
+      await assertHolder(pair, winner);
+      await assertStatusConsistent(pair, winner);
+      await assertHookExits(pair, since);
+      return {};
+    },
+  },
+  {
+    id: 6,
+    title: 'the EC2 API throttles the takeover',
+    async run(ctx) {
+      const { pair } = ctx;
+      const since = Date.now();
+      const from = currentMaster(pair);
+      await pair.emulator.injectFaults([
+        { action: 'AssociateAddress', throttle: 3 },
+        { action: 'AssignPrivateIpAddresses', throttle: 3 },
+        { action: 'DescribeAddresses', throttle: 2 },
+      ]);
+      ctx.note(
+        'EC2 set to answer RequestLimitExceeded to the next 3 Assign/Associate and 2 Describe calls',
+      );
+      const to = await failOverByLb(ctx, from);
+      await settle(pair);
+      await pair.emulator.resetFaults();
+      const throttled = (await pair.emulator.actions()).filter(
+        (a) => a.fault === 'throttle' && Date.parse(a.startedAt) >= since,
+      );
+      assert(
+        throttled.length >= 3,
+        `expected the takeover to meet throttling, saw ${throttled.length} throttled calls`,
+      );
+      ctx.note(`${throttled.length} calls were throttled; the agent retried under its deadline`);
+      await assertHolder(pair, to);
+      await assertHookExits(pair, since);
+      await restoreLb(ctx, from);
+      await settle(pair);
+      await assertStatusConsistent(pair, to);
+      return { measuredTo: to };
+    },
+  },
+  {
+    id: 7,
+    title: 'flapping: the health check toggles several times within seconds',
+    async run(ctx) {
+      const { pair } = ctx;
+      const since = Date.now();
+      const start = currentMaster(pair);
+      ctx.fault('health check toggled 6 times, 1.2 s apart', start);
+      for (let i = 0; i < 6; i++) {
+        const node = pair.nodes[i % 2 === 0 ? start : other(start)];
+        if (node.lb) await pair.stopLb(node);
+        else await pair.startLb(node);
+        await sleep(1_200);
+      }
+      for (const node of Object.values(pair.nodes)) if (!node.lb) await pair.startLb(node);
+      ctx.note('both load balancers healthy again; waiting for VRRP and the agents to settle');
+      await sleep(5_000);
+      await settle(pair, 3_000);
+      const master = currentMaster(pair);
+      await assertHolder(pair, master);
+      await assertStatusConsistent(pair, master);
+      // A takeover that a later transition overtook exits 3; nothing may fail.
+      await assertHookExits(pair, since, [0, 3]);
+      ctx.note(`final MASTER ${master} holds the address`, master);
+      return {};
+    },
+  },
+];
