@@ -1,6 +1,7 @@
 import { RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Construct } from 'constructs';
+import { parseIpv4 } from './addressing';
 
 export interface ElasticIpProps {
   /**
@@ -44,6 +45,11 @@ export class ElasticIp extends Construct {
         throw new Error(
           'existingAllocationId needs existingPublicIp too: the stack cannot look the address up ' +
             `offline. Find it with: aws ec2 describe-addresses --allocation-ids ${existingAllocationId}`,
+        );
+      }
+      if (!Token.isUnresolved(existingPublicIp) && parseIpv4(existingPublicIp) === undefined) {
+        throw new Error(
+          `existingPublicIp '${existingPublicIp}' is not an IPv4 address such as 203.0.113.7.`,
         );
       }
       this.allocationId = existingAllocationId;

@@ -179,7 +179,7 @@ export class FailoverPair extends Construct {
     this.role = role;
     if (ssm) {
       Validations.of(role).acknowledge({
-        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
+        id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
         reason:
           'AmazonSSMManagedInstanceCore is the AWS-maintained minimum for SSM Session Manager, the ' +
           'default access path (no SSH from the internet). Turn it off with ssm: false.',
@@ -268,7 +268,7 @@ export class FailoverPair extends Construct {
       });
       if (!detailedMonitoring) {
         Validations.of(instance).acknowledge({
-          id: 'AwsSolutions-EC28',
+          id: 'AwsSolutions::AwsSolutions-EC28',
           reason:
             'Basic five-minute monitoring by default to keep the pair cheap; failover is detected by ' +
             'VRRP, not CloudWatch. Enable with detailedMonitoring: true.',
@@ -276,7 +276,7 @@ export class FailoverPair extends Construct {
       }
       if (!terminationProtection) {
         Validations.of(instance).acknowledge({
-          id: 'AwsSolutions-EC29',
+          id: 'AwsSolutions::AwsSolutions-EC29',
           reason:
             'Replacing a node is routine in an active-passive pair, and termination protection makes ' +
             'cdk destroy fail; the Elastic IP, which must survive, is retained. Enable with ' +

@@ -72,7 +72,7 @@ export class FailoverPolicy extends Construct {
 
     this.policy = new iam.Policy(this, 'Resource', { statements, roles: [props.role] });
     Validations.of(this.policy).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
+      id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
       reason:
         'ec2:DescribeAddresses, ec2:DescribeNetworkInterfaces and ec2:DescribeInstances support no ' +
         'resource-level permissions (Service Authorization Reference), so they need Resource "*"; ' +

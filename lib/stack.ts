@@ -107,7 +107,7 @@ export class KeepalivedEipPairStack extends Stack {
         gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
       });
       Validations.of(newVpc).acknowledge({
-        id: 'AwsSolutions-VPC7',
+        id: 'AwsSolutions::AwsSolutions-VPC7',
         reason:
           'Flow logs are left to the account baseline (they cost per GB ingested); the pair itself ' +
           'only needs VRRP between two known peers. Add them with vpc.addFlowLog if wanted.',

@@ -110,7 +110,7 @@ export class VrrpSecurity extends Construct {
 
     if (serviceCidrs.some((cidr) => cidr.endsWith('/0'))) {
       Validations.of(sg).acknowledge({
-        id: 'AwsSolutions-EC23',
+        id: 'AwsSolutions::AwsSolutions-EC23',
         reason:
           'A public load balancer serves its service ports (servicePorts, TCP only) to the internet by ' +
           'design; SSH is never opened this way (adminCidr rejects /0). Narrow with serviceCidrs.',
