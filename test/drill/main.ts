@@ -12,7 +12,14 @@ import type { WorldMode } from '../support/world.js';
 import { destroyTopology } from './netns.js';
 import { DrillPair, type NodeName, REPO } from './pair.js';
 import { DrillAssertion, SCENARIOS, type ScenarioContext } from './scenarios.js';
-import { collectEvents, failoverFigures, renderScenario, renderTotals, type ScenarioResult, type TimelineEvent } from './timeline.js';
+import {
+  collectEvents,
+  failoverFigures,
+  renderScenario,
+  renderTotals,
+  type ScenarioResult,
+  type TimelineEvent,
+} from './timeline.js';
 
 const exec = promisify(execFile);
 const WORK_DIR = '/run/eip-failover-drill';
@@ -32,7 +39,9 @@ const say = (line: string) => {
 
 async function prerequisites(): Promise<void> {
   if (process.getuid?.() !== 0) {
-    throw new Error('the drill creates network namespaces and runs keepalived: run it as root (sudo npm run drill)');
+    throw new Error(
+      'the drill creates network namespaces and runs keepalived: run it as root (sudo npm run drill)',
+    );
   }
   const { stdout, stderr } = await exec('bash', [join(REPO, 'scripts/install-system-deps.sh')]);
   say((stdout + stderr).trim());
@@ -45,7 +54,9 @@ async function prerequisites(): Promise<void> {
 }
 
 async function runMode(mode: WorldMode, results: ScenarioResult[]): Promise<void> {
-  say(`\n=== ${mode}: setting up two instances in network namespaces, the EC2 emulator, and keepalived`);
+  say(
+    `\n=== ${mode}: setting up two instances in network namespaces, the EC2 emulator, and keepalived`,
+  );
   const pair = await DrillPair.create(mode, join(WORK_DIR, mode), say);
   current = pair;
   try {
@@ -54,7 +65,9 @@ async function runMode(mode: WorldMode, results: ScenarioResult[]): Promise<void
       await pair.startImds(node);
       await pair.startLb(node);
     }
-    say(`world: EIP ${pair.world.publicIp} (${pair.world.allocationId}), VIP ${pair.world.vip ?? 'none'}; primary ${pair.world.primary.privateIp}, secondary ${pair.world.secondary.privateIp}`);
+    say(
+      `world: EIP ${pair.world.publicIp} (${pair.world.allocationId}), VIP ${pair.world.vip ?? 'none'}; primary ${pair.world.primary.privateIp}, secondary ${pair.world.secondary.privateIp}`,
+    );
     for (const scenario of SCENARIOS) {
       if (only.size > 0 && !only.has(scenario.id) && scenario.id !== 1) continue;
       const startedAt = Date.now();
@@ -63,7 +76,8 @@ async function runMode(mode: WorldMode, results: ScenarioResult[]): Promise<void
       const ctx: ScenarioContext = {
         pair,
         events: drillEvents,
-        note: (what, node) => drillEvents.push({ at: Date.now(), source: 'drill', node: node ?? null, what }),
+        note: (what, node) =>
+          drillEvents.push({ at: Date.now(), source: 'drill', node: node ?? null, what }),
         fault: (what, node) => {
           faultAt = Date.now();
           drillEvents.push({ at: faultAt, source: 'drill', node, what: `FAULT: ${what}` });
@@ -76,11 +90,20 @@ async function runMode(mode: WorldMode, results: ScenarioResult[]): Promise<void
         ({ measuredTo } = await scenario.run(ctx));
       } catch (err) {
         ok = false;
-        error = err instanceof DrillAssertion ? err.message : (err as Error).stack ?? String(err);
+        error = err instanceof DrillAssertion ? err.message : ((err as Error).stack ?? String(err));
       }
       const events = await collectEvents(pair, startedAt, drillEvents);
       const figures = measuredTo ? failoverFigures(events, faultAt, measuredTo) : undefined;
-      const result: ScenarioResult = { mode, id: scenario.id, title: scenario.title, ok, startedAt, events, ...(error ? { error } : {}), ...(figures ? { figures } : {}) };
+      const result: ScenarioResult = {
+        mode,
+        id: scenario.id,
+        title: scenario.title,
+        ok,
+        startedAt,
+        events,
+        ...(error ? { error } : {}),
+        ...(figures ? { figures } : {}),
+      };
       results.push(result);
       say(`\n${renderScenario(result)}`);
       if (!ok) {
@@ -116,7 +139,9 @@ try {
   process.exitCode = 1;
 }
 if (values.json) {
-  process.stdout.write(`${JSON.stringify({ results, durationMs: Date.now() - started }, null, 2)}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ results, durationMs: Date.now() - started }, null, 2)}\n`,
+  );
 } else if (results.length > 0) {
   say(`\n=== totals (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
   say(renderTotals(results));

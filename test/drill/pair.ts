@@ -6,7 +6,15 @@ import { DescribeAddressesCommand, DescribeNetworkInterfacesCommand } from '@aws
 import { type Emulator, startEmulator } from '../support/emulator.js';
 import type { StubNode } from '../support/imds-stub.js';
 import { createWorld, type World, type WorldMode, type WorldNode } from '../support/world.js';
-import { blockVrrp, createTopology, destroyTopology, inNs, ip, type Topology, unblockVrrp } from './netns.js';
+import {
+  blockVrrp,
+  createTopology,
+  destroyTopology,
+  inNs,
+  ip,
+  type Topology,
+  unblockVrrp,
+} from './netns.js';
 import { type Proc, ProcessGroup } from './procs.js';
 
 const exec = promisify(execFile);
@@ -292,13 +300,11 @@ export class DrillPair {
 
   async vipHolder(): Promise<string | null> {
     if (this.world.vip === undefined) return null;
-    const out = await this.emulator
-      .client()
-      .send(
-        new DescribeNetworkInterfacesCommand({
-          Filters: [{ Name: 'addresses.private-ip-address', Values: [this.world.vip] }],
-        }),
-      );
+    const out = await this.emulator.client().send(
+      new DescribeNetworkInterfacesCommand({
+        Filters: [{ Name: 'addresses.private-ip-address', Values: [this.world.vip] }],
+      }),
+    );
     return out.NetworkInterfaces?.[0]?.NetworkInterfaceId ?? null;
   }
 
