@@ -112,6 +112,8 @@ export async function collectStatus(
   }
 
   const master = state.vrrpState === 'MASTER';
+  /** Per address: does this node hold any part of it (the EIP, or the VIP in same-subnet mode)? */
+  const holdsPart: boolean[] = [];
   config.addresses.forEach((address, i) => {
     const view = views[i] as AddressView;
     const privateIp = privateIps[i] as string;
@@ -123,6 +125,9 @@ export async function collectStatus(
       eipHere &&
       association.privateIpAddress === privateIp &&
       holder === identity.networkInterfaceId;
+    // In cross-AZ mode the private IP is this node's own primary: only the EIP can be held.
+    const vipHere = address.privateIp !== undefined && holder === identity.networkInterfaceId;
+    holdsPart.push(eipHere || vipHere);
     report.addresses.push({
       allocationId: address.allocationId,
       publicIp: view.publicIp,
@@ -138,10 +143,7 @@ export async function collectStatus(
       report.problems.push(
         `this node is MASTER but ${name} ${where}${holder !== identity.networkInterfaceId && address.privateIp !== undefined ? `, and ${privateIp} is on ${holder ?? 'no ENI'}` : ''}`,
       );
-    } else if (
-      !master &&
-      (eipHere || (address.privateIp !== undefined && holder === identity.networkInterfaceId))
-    ) {
+    } else if (!master && (eipHere || vipHere)) {
       report.problems.push(
         `this node is ${state.vrrpState} but ${eipHere ? `${name} points here` : `${privateIp} is still assigned here`}; the MASTER should hold it`,
       );
@@ -169,11 +171,7 @@ export async function collectStatus(
   }
   report.consistent = master
     ? report.addresses.every((a) => a.heldByThisNode)
-    : report.addresses.every(
-        (a) =>
-          a.association?.networkInterfaceId !== identity.networkInterfaceId &&
-          a.privateIpHolder !== identity.networkInterfaceId,
-      );
+    : holdsPart.every((held) => !held);
   return report;
 }
 

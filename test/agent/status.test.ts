@@ -241,3 +241,38 @@ describe('check', () => {
     expect(result.stdout).toMatch(/^FAIL\s+ec2/m);
   });
 });
+
+describe('status in cross-AZ mode (the EIP follows each node’s primary IP)', () => {
+  beforeEach(async () => {
+    await sandbox.writeConfig(
+      defaultConfig(sandbox, { addresses: [{ allocationId: ALLOCATION_ID }] }),
+    );
+  });
+
+  it('a BACKUP whose own primary IP is, naturally, on its own ENI is consistent', async () => {
+    await record('BACKUP');
+    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    const result = await status();
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ consistent: true, problems: [] });
+  });
+
+  it('a BACKUP the EIP still points at is drift', async () => {
+    await record('BACKUP');
+    world.association = { eni: THIS_NODE.networkInterfaceId, ip: THIS_NODE.primaryPrivateIp };
+    const result = await status();
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout).problems[0]).toMatch(/this node is BACKUP but .* points here/);
+  });
+
+  it('a MASTER the EIP points at, on its primary IP, is consistent', async () => {
+    await record('MASTER');
+    world.association = { eni: THIS_NODE.networkInterfaceId, ip: THIS_NODE.primaryPrivateIp };
+    const result = await status();
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout).addresses[0]).toMatchObject({
+      privateIp: THIS_NODE.primaryPrivateIp,
+      heldByThisNode: true,
+    });
+  });
+});

@@ -32,7 +32,6 @@ const other = (name: NodeName): NodeName => (name === 'primary' ? 'secondary' : 
 
 /** Waits until keepalived on `node` says `state`. */
 async function waitVrrp(
-  pair: DrillPair,
   node: DrillNode,
   state: string,
   timeoutMs: number,
@@ -115,8 +114,8 @@ async function failOverByLb(ctx: ScenarioContext, from: NodeName): Promise<NodeN
   const since = Date.now();
   ctx.fault('load balancer killed: the health check will fail', from);
   await pair.stopLb(pair.nodes[from]);
-  await waitVrrp(pair, pair.nodes[from], 'FAULT', FAILOVER_TIMEOUT_MS, since);
-  await waitVrrp(pair, pair.nodes[to], 'MASTER', FAILOVER_TIMEOUT_MS, since);
+  await waitVrrp(pair.nodes[from], 'FAULT', FAILOVER_TIMEOUT_MS, since);
+  await waitVrrp(pair.nodes[to], 'MASTER', FAILOVER_TIMEOUT_MS, since);
   await pair.waitForHolder(to, FAILOVER_TIMEOUT_MS);
   return to;
 }
@@ -125,7 +124,7 @@ async function restoreLb(ctx: ScenarioContext, name: NodeName): Promise<void> {
   const since = Date.now();
   ctx.note('load balancer restarted', name);
   await ctx.pair.startLb(ctx.pair.nodes[name]);
-  await waitVrrp(ctx.pair, ctx.pair.nodes[name], 'BACKUP', FAILOVER_TIMEOUT_MS, since);
+  await waitVrrp(ctx.pair.nodes[name], 'BACKUP', FAILOVER_TIMEOUT_MS, since);
 }
 
 async function restartKeepalived(
@@ -136,7 +135,7 @@ async function restartKeepalived(
   const since = Date.now();
   ctx.note('keepalived started again', name);
   ctx.pair.startKeepalived(ctx.pair.nodes[name]);
-  await waitVrrp(ctx.pair, ctx.pair.nodes[name], expect, FAILOVER_TIMEOUT_MS, since);
+  await waitVrrp(ctx.pair.nodes[name], expect, FAILOVER_TIMEOUT_MS, since);
 }
 
 /** Lets hooks that keepalived started finish, so the next scenario starts from rest. */
@@ -161,8 +160,8 @@ export const SCENARIOS: readonly Scenario[] = [
       ctx.fault('keepalived started on both nodes', 'primary');
       pair.startKeepalived(pair.nodes.primary);
       pair.startKeepalived(pair.nodes.secondary);
-      await waitVrrp(pair, pair.nodes.primary, 'MASTER', FAILOVER_TIMEOUT_MS);
-      await waitVrrp(pair, pair.nodes.secondary, 'BACKUP', FAILOVER_TIMEOUT_MS);
+      await waitVrrp(pair.nodes.primary, 'MASTER', FAILOVER_TIMEOUT_MS);
+      await waitVrrp(pair.nodes.secondary, 'BACKUP', FAILOVER_TIMEOUT_MS);
       await pair.waitForHolder('primary', FAILOVER_TIMEOUT_MS);
       await settle(pair);
       await assertHolder(pair, 'primary');
@@ -197,7 +196,7 @@ export const SCENARIOS: readonly Scenario[] = [
       const to = other(from);
       ctx.fault('keepalived killed with SIGKILL', from);
       await pair.killKeepalived(pair.nodes[from], 'SIGKILL');
-      await waitVrrp(pair, pair.nodes[to], 'MASTER', FAILOVER_TIMEOUT_MS, since);
+      await waitVrrp(pair.nodes[to], 'MASTER', FAILOVER_TIMEOUT_MS, since);
       await pair.waitForHolder(to, FAILOVER_TIMEOUT_MS);
       await settle(pair);
       await assertHolder(pair, to);
@@ -238,7 +237,7 @@ export const SCENARIOS: readonly Scenario[] = [
       await pair.render({ nopreempt: false, preemptDelay: 2 });
       const reload = Date.now();
       for (const node of Object.values(pair.nodes)) node.keepalived?.child.kill('SIGHUP');
-      await waitVrrp(pair, pair.nodes.primary, 'MASTER', FAILOVER_TIMEOUT_MS, reload);
+      await waitVrrp(pair.nodes.primary, 'MASTER', FAILOVER_TIMEOUT_MS, reload);
       await pair.waitForHolder('primary', FAILOVER_TIMEOUT_MS);
       await sleep(6_000);
       await assertHolder(pair, 'primary');
@@ -268,7 +267,7 @@ export const SCENARIOS: readonly Scenario[] = [
       const backup = other(master);
       ctx.fault('VRRP (protocol 112) dropped in both namespaces', backup);
       for (const node of Object.values(pair.nodes)) await pair.blockVrrp(node);
-      await waitVrrp(pair, pair.nodes[backup], 'MASTER', FAILOVER_TIMEOUT_MS, since);
+      await waitVrrp(pair.nodes[backup], 'MASTER', FAILOVER_TIMEOUT_MS, since);
       await pair.waitForHolder(backup, FAILOVER_TIMEOUT_MS);
       await settle(pair);
       assert(
@@ -292,7 +291,7 @@ export const SCENARIOS: readonly Scenario[] = [
       for (const node of Object.values(pair.nodes)) await pair.unblockVrrp(node);
       // The higher priority wins the MASTER-vs-MASTER election; it reclaims via notify_master_rx_lower_pri.
       const winner: NodeName = 'primary';
-      await waitVrrp(pair, pair.nodes[other(winner)], 'BACKUP', FAILOVER_TIMEOUT_MS, healed);
+      await waitVrrp(pair.nodes[other(winner)], 'BACKUP', FAILOVER_TIMEOUT_MS, healed);
       await pair.waitForHolder(winner, FAILOVER_TIMEOUT_MS);
       await settle(pair);
       await assertHolder(pair, winner);
