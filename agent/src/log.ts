@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { ownLikeParent } from './ownership.js';
 
 export interface LogOptions {
   /** Appended to, directory created, mode 0640; absent → stdout, or stderr (see below). */
@@ -11,17 +12,29 @@ export interface LogOptions {
 
 /** One JSON logger for the run; secrets never reach it (paths below are censored). */
 export function createLogger(options: LogOptions): Logger {
-  const destination =
-    options.stream ??
-    pino.destination({
-      dest: options.logFile ?? (options.reportOnStdout ? 2 : 1),
-      append: true,
-      mkdir: options.logFile !== undefined,
-      // Synchronous: keepalived's hook may be killed right after it returns; no line may be lost.
-      sync: true,
-      ...(options.logFile !== undefined ? { mode: 0o640 } : {}),
-    });
-  return pino(
+  let fallbackReason: string | undefined;
+  let destination = options.stream;
+  if (destination === undefined && options.logFile !== undefined) {
+    try {
+      destination = pino.destination({
+        dest: options.logFile,
+        append: true,
+        mkdir: true,
+        // Synchronous: keepalived's hook may be killed right after it returns; no line may be lost.
+        sync: true,
+        mode: 0o640,
+      });
+      ownLikeParent(options.logFile);
+    } catch (err) {
+      // A log file this user cannot open must never stop a failover: log to stderr instead.
+      fallbackReason = `cannot open log file ${options.logFile} (${(err as NodeJS.ErrnoException).code ?? String(err)}); logging to stderr`;
+    }
+  }
+  destination ??= pino.destination({
+    dest: options.reportOnStdout || fallbackReason ? 2 : 1,
+    sync: true,
+  });
+  const logger = pino(
     {
       name: 'eip-failover',
       level: 'info',
@@ -42,4 +55,6 @@ export function createLogger(options: LogOptions): Logger {
     },
     destination,
   );
+  if (fallbackReason !== undefined) logger.warn(fallbackReason);
+  return logger;
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ownLikeParent } from './ownership.js';
 import type { Clock } from './retry.js';
 
 export type VrrpState = 'MASTER' | 'BACKUP' | 'FAULT' | 'STOP' | 'UNKNOWN';
@@ -91,8 +92,12 @@ export class StateStore {
     try {
       text = await readFile(join(this.dir, STATE_FILE), 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return EMPTY;
-      throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return EMPTY;
+      throw new Error(
+        `cannot read ${join(this.dir, STATE_FILE)} (${code ?? String(err)}); run as root or as keepalived's script user`,
+        { cause: err },
+      );
     }
     return parseState(text);
   }
@@ -137,6 +142,7 @@ export class StateStore {
       const next = change(await this.read());
       const tmp = join(this.dir, `.${STATE_FILE}.${process.pid}.${randomBytes(4).toString('hex')}`);
       await writeFile(tmp, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o640 });
+      ownLikeParent(tmp);
       await rename(tmp, join(this.dir, STATE_FILE));
       return next;
     } finally {
@@ -210,10 +216,12 @@ async function acquireLock(
   const giveUpAt = options.clock.now() + options.waitMs;
   for (let round = 0; ; round++) {
     try {
-      const handle = await open(path, 'wx', 0o640);
+      // 0644: holders of other uids must read the owner to judge a stale lock; it holds no secret.
+      const handle = await open(path, 'wx', 0o644);
       const owner: LockOwner = { pid: process.pid, token, acquiredAt: options.clock.now() };
       await handle.writeFile(JSON.stringify(owner));
       await handle.close();
+      ownLikeParent(path);
       return {
         release: async () => {
           // Only remove the lock if it is still ours (it may have been broken as stale).

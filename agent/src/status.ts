@@ -58,7 +58,14 @@ export async function collectStatus(
   config: AgentConfig,
   deadline: Deadline,
 ): Promise<StatusReport> {
-  const state = await deps.readState();
+  let state: NodeState;
+  try {
+    state = await deps.readState();
+  } catch (err) {
+    const report = emptyReport();
+    report.problems.push(`state could not be determined: ${errorMessage(err)}`);
+    throw new StatusUnknown(report, { cause: err });
+  }
   const report: StatusReport = {
     node: {
       instanceId: null,
@@ -233,4 +240,19 @@ function ago(iso: string, now: Date): string {
   if (seconds < 7200) return `${Math.round(seconds / 60)}m ago`;
   if (seconds < 172_800) return `${Math.round(seconds / 3600)}h ago`;
   return `${Math.round(seconds / 86_400)}d ago`;
+}
+
+function emptyReport(): StatusReport {
+  return {
+    node: {
+      instanceId: null,
+      networkInterfaceId: null,
+      vrrpState: 'UNKNOWN',
+      vrrpStateSince: null,
+    },
+    addresses: [],
+    lastTakeover: null,
+    consistent: false,
+    problems: [],
+  };
 }

@@ -174,3 +174,61 @@ describe('concurrency and the state dir', () => {
     expect(ALLOCATION_ID).toBeTruthy();
   });
 });
+
+describe('file ownership and unusable files', () => {
+  // These run as root, as keepalived's hooks' files are only at risk when root writes them (CI is root).
+  const asRoot = process.getuid?.() === 0;
+  const NOBODY = 65534;
+
+  it.runIf(asRoot)(
+    'a run as root keeps state, lock and log files owned by the state dir’s user',
+    async () => {
+      const { chown } = await import('node:fs/promises');
+      await mkdir(sandbox.stateDir, { recursive: true });
+      await chown(sandbox.stateDir, NOBODY, NOBODY);
+      const logDir = join(sandbox.dir, 'log');
+      await mkdir(logDir);
+      await chown(logDir, NOBODY, NOBODY);
+      await sandbox.writeConfig(defaultConfig(sandbox, { logFile: join(logDir, 'agent.log') }));
+      const { run } = await import('../../agent/src/cli.js');
+      expect(
+        await run(['release', '-c', sandbox.configPath], {
+          env: {},
+          stdout: () => {},
+          stderr: () => {},
+        }),
+      ).toBe(0);
+      expect((await stat(join(sandbox.stateDir, 'state.json'))).uid).toBe(NOBODY);
+      expect((await stat(join(logDir, 'agent.log'))).uid).toBe(NOBODY);
+    },
+  );
+
+  it('a log file that cannot be opened does not stop a takeover', async () => {
+    // A directory where the log file should be: open fails for any user.
+    const logFile = join(sandbox.dir, 'is-a-directory');
+    await mkdir(logFile);
+    await sandbox.writeConfig(defaultConfig(sandbox, { logFile }));
+    const { run } = await import('../../agent/src/cli.js');
+    const code = await run(['takeover', '-c', sandbox.configPath], {
+      env: { AWS_ACCESS_KEY_ID: 'AKIDTESTONLY', AWS_SECRET_ACCESS_KEY: 'test-secret-only' },
+      stdout: () => {},
+      stderr: () => {},
+      imds: fakeImds(world),
+      clock: systemClock,
+    });
+    expect(code).toBe(0);
+    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+  });
+
+  it('status says why when the state file cannot be read, and exits 4', async () => {
+    await mkdir(join(sandbox.stateDir, 'state.json'), { recursive: true });
+    const result = await runAgent(['status', '--json', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock: systemClock,
+    });
+    expect(result.code).toBe(4);
+    expect(JSON.parse(result.stdout).problems[0]).toMatch(
+      /cannot read .*state\.json \(EISDIR\); run as root or as keepalived's script user/,
+    );
+  });
+});

@@ -320,4 +320,17 @@ describe('output streams', () => {
     expect(() => JSON.parse(run.stdout)).not.toThrow();
     expect(run.stderr).toMatch(/"msg":"ec2 call/);
   });
+
+  it('a log file that cannot be opened: the takeover still succeeds, and stderr says why', async () => {
+    const nodes = await setup('same-subnet');
+    const { readFile, mkdir } = await import('node:fs/promises');
+    const config = JSON.parse(await readFile(nodes.primary.config, 'utf8'));
+    const logFile = join(dir, `log-is-a-dir-${Date.now()}`);
+    await mkdir(logFile);
+    await writeFile(nodes.primary.config, JSON.stringify({ ...config, logFile }));
+    const run = await agent(nodes.primary, ['takeover']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/cannot open log file .* \(EISDIR\); logging to stderr/);
+    expect(await eip()).toMatchObject({ eni: world.primary.networkInterfaceId });
+  });
 });
