@@ -9,14 +9,9 @@ import { ConfigError, errorMessage } from './errors.js';
 import { discoverIdentity, type NodeIdentity } from './identity.js';
 import { type Imds, ImdsClient } from './imds.js';
 import { createLogger } from './log.js';
+import { currentOrigin, reporterGone, type TransitionOrigin } from './origin.js';
 import { type Clock, Deadline, systemClock } from './retry.js';
-import {
-  currentOrigin,
-  StateStore,
-  type TakeoverOutcome,
-  type TransitionOrigin,
-  type VrrpState,
-} from './state.js';
+import { StateStore, type TakeoverOutcome, type VrrpState } from './state.js';
 import { collectStatus, renderStatus, type StatusReport, StatusUnknown } from './status.js';
 import { type TakeoverResult, takeover } from './takeover.js';
 
@@ -268,6 +263,16 @@ async function takeoverAs(
     const current = await p.state.read();
     if (current.vrrpState !== 'MASTER') {
       log.info({ vrrpState: current.vrrpState }, 'not MASTER: nothing to reconcile');
+      return EXIT.ok;
+    }
+    // A MASTER recorded by a keepalived that has since crashed is not MASTER any more: acting on
+    // it would pull the address away from the node that really leads now.
+    const gone = reporterGone(current.origin);
+    if (gone !== null) {
+      log.warn(
+        { vrrpState: current.vrrpState, reason: gone },
+        'recorded MASTER is stale: not reconciling',
+      );
       return EXIT.ok;
     }
     seq = current.seq;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isStaleTransition, type TransitionOrigin } from './origin.js';
 import { ownLikeParent } from './ownership.js';
 import type { Clock } from './retry.js';
 
@@ -27,38 +27,6 @@ export interface NodeState {
   readonly lastTakeover: TakeoverRecord | null;
   /** When the process that recorded the current state was forked (see TransitionOrigin). */
   readonly origin: TransitionOrigin | null;
-}
-
-/**
- * When keepalived forked the hook that reports a transition: the kernel's start time of this
- * process, in clock ticks since boot, with the boot it belongs to. keepalived forks its hooks one
- * after another in transition order, so this restores that order even when the hooks, started
- * concurrently, reach the state dir in another.
- */
-export interface TransitionOrigin {
-  readonly bootId: string;
-  readonly startTicks: number;
-}
-
-export function currentOrigin(): TransitionOrigin | null {
-  try {
-    const stat = readFileSync('/proc/self/stat', 'utf8');
-    // Fields after the command name in parentheses; starttime is field 22 of the whole line.
-    const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-    const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    return Number.isSafeInteger(startTicks) && bootId !== '' ? { bootId, startTicks } : null;
-  } catch {
-    return null;
-  }
-}
-
-/** True when `incoming` was forked before the transition already recorded: it is stale. */
-export function isStaleTransition(
-  incoming: TransitionOrigin | null,
-  recorded: TransitionOrigin | null,
-): boolean {
-  if (incoming === null || recorded === null || incoming.bootId !== recorded.bootId) return false;
-  return incoming.startTicks < recorded.startTicks;
 }
 
 export type RecordResult =
@@ -181,9 +149,14 @@ function parseState(text: string): NodeState {
       ? (r.lastTakeover as TakeoverRecord)
       : null;
   const o = (r.origin ?? null) as Partial<TransitionOrigin> | null;
+  const k = o?.keepalived;
+  const keepalived =
+    k && typeof k.pid === 'number' && typeof k.startTicks === 'number'
+      ? { pid: k.pid, startTicks: k.startTicks }
+      : null;
   const origin =
     o !== null && typeof o.bootId === 'string' && typeof o.startTicks === 'number'
-      ? { bootId: o.bootId, startTicks: o.startTicks }
+      ? { bootId: o.bootId, startTicks: o.startTicks, keepalived }
       : null;
   return { seq, vrrpState, vrrpStateSince: since, lastTakeover: last, origin };
 }

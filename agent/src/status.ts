@@ -2,6 +2,7 @@ import type { AgentConfig } from './config.js';
 import type { AddressView, Ec2Gateway } from './ec2.js';
 import { errorMessage } from './errors.js';
 import type { NodeIdentity } from './identity.js';
+import { reporterGone } from './origin.js';
 import type { Deadline } from './retry.js';
 import type { NodeState, TakeoverOutcome, VrrpState } from './state.js';
 
@@ -166,6 +167,12 @@ export async function collectStatus(
       );
     }
   });
+  const gone = reporterGone(state.origin);
+  if (gone !== null) {
+    report.problems.push(
+      `the recorded ${state.vrrpState} state is stale: ${gone}; check keepalived`,
+    );
+  }
   if (state.vrrpState === 'UNKNOWN') {
     report.problems.push(
       'no VRRP transition recorded yet: keepalived has not called the agent on this node',

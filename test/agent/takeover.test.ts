@@ -408,9 +408,105 @@ describe('stale transitions (hooks that reach the state dir out of keepalived or
   });
 
   it('the real origin of this process is read from /proc', async () => {
-    const { currentOrigin } = await import('../../agent/src/state.js');
+    const { currentOrigin } = await import('../../agent/src/origin.js');
     const origin = currentOrigin();
     expect(origin?.startTicks).toBeGreaterThan(0);
     expect(origin?.bootId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('a MASTER recorded by a keepalived that has since died', () => {
+  const crashed = { bootId: '', startTicks: 100, keepalived: { pid: 2 ** 22 + 7, startTicks: 99 } };
+
+  it('reconcile does not act on it: the address stays with the node that leads now', async () => {
+    const { currentOrigin } = await import('../../agent/src/origin.js');
+    const bootId = currentOrigin()?.bootId ?? '';
+    await runAgent(['takeover', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+      origin: { ...crashed, bootId },
+    });
+    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    world.mock.resetHistory();
+    const result = await runAgent(['reconcile', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+    });
+    expect(result.code).toBe(0);
+    expect(world.mock.calls()).toHaveLength(0);
+    expect(
+      result.logs.find((l) => l.msg === 'recorded MASTER is stale: not reconciling')?.reason,
+    ).toMatch(/keepalived process that reported it \(pid 4194311\) is no longer running/);
+  });
+
+  it('reconcile acts while the reporting keepalived lives, and stops once it is killed', async () => {
+    // A process whose command name is keepalived: a copy of sleep, named so.
+    const { copyFile, readFile: read } = await import('node:fs/promises');
+    const { spawn } = await import('node:child_process');
+    const fake = join(sandbox.dir, 'keepalived');
+    await copyFile('/bin/sleep', fake);
+    const { chmod } = await import('node:fs/promises');
+    await chmod(fake, 0o755);
+    const child = spawn(fake, ['30'], { stdio: 'ignore' });
+    try {
+      const stat = await read(`/proc/${child.pid}/stat`, 'utf8');
+      const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+      const { currentOrigin } = await import('../../agent/src/origin.js');
+      const origin = {
+        bootId: currentOrigin()?.bootId ?? '',
+        startTicks: 100,
+        keepalived: { pid: child.pid as number, startTicks },
+      };
+      await runAgent(['takeover', '-c', sandbox.configPath], {
+        imds: fakeImds(world),
+        clock,
+        origin,
+      });
+      world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+      world.mock.resetHistory();
+      const whileAlive = await runAgent(['reconcile', '-c', sandbox.configPath], {
+        imds: fakeImds(world),
+        clock,
+      });
+      expect(whileAlive.code).toBe(0);
+      expect(world.mutatingCalls()).toEqual(['AssociateAddressCommand']);
+
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+      world.mock.resetHistory();
+      const afterKill = await runAgent(['reconcile', '-c', sandbox.configPath], {
+        imds: fakeImds(world),
+        clock,
+      });
+      expect(afterKill.code).toBe(0);
+      expect(world.mutatingCalls()).toEqual([]);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('status names the stale state', async () => {
+    const { currentOrigin } = await import('../../agent/src/origin.js');
+    const bootId = currentOrigin()?.bootId ?? '';
+    await runAgent(['takeover', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+      origin: { ...crashed, bootId },
+    });
+    const result = await runAgent(['status', '--json', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+    });
+    expect(JSON.parse(result.stdout).problems).toContain(
+      'the recorded MASTER state is stale: the keepalived process that reported it (pid 4194311) is no longer running; check keepalived',
+    );
+  });
+
+  it('a reboot since the state was recorded makes it stale too', async () => {
+    const { reporterGone } = await import('../../agent/src/origin.js');
+    expect(reporterGone({ bootId: 'another-boot', startTicks: 1, keepalived: null })).toMatch(
+      /rebooted/,
+    );
   });
 });
