@@ -243,6 +243,7 @@ async function takeoverAs(
   const failoverId = randomUUID();
   const log = p.log.child({ failoverId, command });
   let seq: number;
+  let deferIfMoved = false;
   if (p.config.dryRun) {
     seq = (await p.state.read()).seq;
   } else if (command === 'takeover') {
@@ -276,13 +277,29 @@ async function takeoverAs(
       return EXIT.ok;
     }
     seq = current.seq;
+    // This node already verified the addresses for this very transition: if they are elsewhere
+    // now, the other node (or a person) moved them since. Only a node that reclaims from its peer
+    // takes them back; the other leaves them, so a partition cannot make the pair ping-pong.
+    const last = current.lastTakeover;
+    deferIfMoved =
+      !p.config.reclaimFromPeer &&
+      last !== null &&
+      last.seq === seq &&
+      (last.outcome === 'verified' || last.outcome === 'noop');
   }
   const result = await takeover(
     { ec2: p.ec2, imds: p.imds, state: p.state, clock: p.clock, log, identity: p.identity },
-    { config: p.config, seq, command, failoverId, print: (line) => deps.stdout(`${line}\n`) },
+    {
+      config: p.config,
+      seq,
+      command,
+      failoverId,
+      deferIfMoved,
+      print: (line) => deps.stdout(`${line}\n`),
+    },
   );
   if (!p.config.dryRun && !(command === 'reconcile' && result.outcome === 'noop')) {
-    await recordResult(p, failoverId, command, result);
+    await recordResult(p, failoverId, command, seq, result);
   }
   if (result.outcome === 'failed' || result.outcome === 'superseded') {
     deps.stderr(`eip-failover: ${command} ${result.outcome}: ${result.error ?? ''}\n`);
@@ -294,11 +311,13 @@ async function recordResult(
   p: Prepared,
   failoverId: string,
   command: string,
+  seq: number,
   result: TakeoverResult,
 ): Promise<void> {
   await p.state.recordTakeover({
     failoverId,
     command,
+    seq,
     startedAt: result.startedAt,
     finishedAt: new Date(p.clock.now()).toISOString(),
     durationMs: result.durationMs,

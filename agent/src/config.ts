@@ -23,6 +23,12 @@ export interface AgentConfig {
   readonly logFile?: string;
   readonly deadlineSeconds: number;
   readonly dryRun: boolean;
+  /**
+   * Whether a periodic reconcile on this MASTER takes back an address the other node moved after
+   * this node's own verified takeover. The higher-priority node: true; the lower: false, so that
+   * in a VRRP partition (both MASTER) the two never pull the address back and forth.
+   */
+  readonly reclaimFromPeer: boolean;
 }
 
 /** What the command line says; every field optional, flags win over everything. */
@@ -45,6 +51,7 @@ const FILE_KEYS = new Set([
   'deadlineSeconds',
   'stateDir',
   'logFile',
+  'reclaimFromPeer',
 ]);
 const ADDRESS_KEYS = new Set(['allocationId', 'privateIp']);
 const ALLOCATION_ID = /^eipalloc-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
@@ -157,6 +164,7 @@ export function loadConfig(
     ...(logFile === undefined ? {} : { logFile }),
     deadlineSeconds,
     dryRun: flags.dryRun ?? false,
+    reclaimFromPeer: parseBoolean(file.reclaimFromPeer, 'reclaimFromPeer', where) ?? true,
   };
 }
 
@@ -278,4 +286,12 @@ function parseDeadline(seconds: unknown, where: string): number {
     );
   }
   return seconds;
+}
+
+function parseBoolean(value: unknown, key: string, where: string): boolean | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'boolean') {
+    throw new ConfigError(`"${key}" ${where} must be true or false, not ${JSON.stringify(value)}`);
+  }
+  return value;
 }

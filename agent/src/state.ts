@@ -11,6 +11,8 @@ export type TakeoverOutcome = 'verified' | 'noop' | 'failed' | 'superseded';
 export interface TakeoverRecord {
   readonly failoverId: string;
   readonly command: string;
+  /** The recorded transition this run served. */
+  readonly seq?: number;
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly durationMs: number;

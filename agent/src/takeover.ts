@@ -24,10 +24,17 @@ export interface TakeoverRequest {
   readonly failoverId: string;
   /** With dryRun, where the plan goes. */
   readonly print: (line: string) => void;
+  /**
+   * Leave an address that is no longer here alone (report it, send nothing): set for a reconcile
+   * on a node that does not reclaim from its peer, after its own verified takeover.
+   */
+  readonly deferIfMoved?: boolean;
 }
 
 export interface TakeoverResult {
   readonly outcome: TakeoverOutcome;
+  /** The run found an address elsewhere and, as asked, left it there. */
+  readonly deferred?: boolean;
   readonly startedAt: string;
   readonly durationMs: number;
   readonly moved: readonly string[];
@@ -58,8 +65,10 @@ export async function takeover(
   const started = clock.now();
   const deadline = new Deadline(clock, request.config.deadlineSeconds * 1_000);
   const moved: string[] = [];
+  let deferred = false;
   const finish = (outcome: TakeoverOutcome, error?: string): TakeoverResult => ({
     outcome,
+    ...(deferred ? { deferred } : {}),
     startedAt: new Date(started).toISOString(),
     durationMs: clock.now() - started,
     moved,
@@ -99,8 +108,23 @@ export async function takeover(
     await assertCurrent('the first EC2 call');
 
     for (const target of targets) {
-      const changed = await takeOne(deps, identity, target, deadline, assertCurrent);
-      if (changed) moved.push(target.allocationId);
+      const changed = await takeOne(
+        deps,
+        identity,
+        target,
+        deadline,
+        assertCurrent,
+        request.deferIfMoved ?? false,
+      );
+      if (changed === 'deferred') deferred = true;
+      else if (changed) moved.push(target.allocationId);
+    }
+    if (deferred && moved.length === 0) {
+      log.warn(
+        { outcome: 'deferred', durationMs: clock.now() - started },
+        'an address was moved away after this node took it over; leaving it (reclaimFromPeer is false)',
+      );
+      return finish('noop');
     }
     if (moved.length === 0) {
       log.info(
@@ -183,14 +207,15 @@ async function observe(
   return { view, ipHere: holder === identity.networkInterfaceId, holder };
 }
 
-/** One address; returns whether any mutating call was sent. */
+/** One address; returns whether any mutating call was sent, or that it was left elsewhere. */
 async function takeOne(
   deps: TakeoverDeps,
   identity: NodeIdentity,
   target: Target,
   deadline: Deadline,
   assertCurrent: (before: string) => Promise<void>,
-): Promise<boolean> {
+  deferIfMoved: boolean,
+): Promise<boolean | 'deferred'> {
   const log = deps.log.child({ allocationId: target.allocationId, privateIp: target.privateIp });
   const before = await timed(log, 'observe', () => observe(deps, identity, target, deadline));
   log.info(
@@ -202,6 +227,7 @@ async function takeOne(
     'observed',
   );
   if (before.ipHere && pointsHere(before.view, identity, target)) return false;
+  if (deferIfMoved) return 'deferred';
 
   let view = before.view;
   if (!before.ipHere) {

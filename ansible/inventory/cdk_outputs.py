@@ -89,6 +89,9 @@ def build_inventory(contract, outputs, stack_name, connection, ssm_bucket):
             "keepalived_eip_peer_ip": stack[peer + "PrivateIp"],
             "keepalived_eip_subnet_cidr": stack[node + "SubnetCidr"],
             "keepalived_eip_priority": PRIORITIES[node],
+            # Only the higher-priority node takes an address back from its peer on a timer, so a
+            # VRRP partition (both MASTER) cannot make the pair pull it back and forth.
+            "keepalived_eip_reclaim_from_peer": PRIORITIES[node] > PRIORITIES[peer],
         }
         host["ansible_host"] = host["keepalived_eip_instance_id" if connection == "ssm" else "keepalived_eip_private_ip"]
         hostvars[node.lower()] = host

@@ -510,3 +510,63 @@ describe('a MASTER recorded by a keepalived that has since died', () => {
     );
   });
 });
+
+describe('reclaimFromPeer: no ping-pong in a VRRP partition', () => {
+  const lowerPriorityNode = () =>
+    sandbox.writeConfig(defaultConfig(sandbox, { reclaimFromPeer: false }));
+
+  it('the lower-priority node’s reconcile leaves an address the peer moved after its verified takeover', async () => {
+    await lowerPriorityNode();
+    expect((await takeover()).code).toBe(0);
+    // The other node (also MASTER, on its side of the partition) moved it away.
+    world.ips.set(VIP, PEER.networkInterfaceId);
+    world.association = { eni: PEER.networkInterfaceId, ip: VIP };
+    world.mock.resetHistory();
+    const result = await runAgent(['reconcile', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+    });
+    expect(result.code).toBe(0);
+    expect(world.mutatingCalls()).toEqual([]);
+    expect(result.logs.some((l) => l.outcome === 'deferred')).toBe(true);
+    // ...and status on it says so.
+    const status = await runAgent(['status', '--json', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+    });
+    expect(status.code).toBe(1);
+  });
+
+  it('the same node still repairs its own failed takeover', async () => {
+    await lowerPriorityNode();
+    world.mock.on(AssociateAddressCommand).rejectsOnce(ec2Error('UnauthorizedOperation', 403));
+    expect((await takeover()).code).toBe(1);
+    world.mock.on(AssociateAddressCommand).callsFake((input) => {
+      world.association = { eni: input.NetworkInterfaceId, ip: input.PrivateIpAddress };
+      return {};
+    });
+    const result = await runAgent(['reconcile', '-c', sandbox.configPath], {
+      imds: fakeImds(world),
+      clock,
+    });
+    expect(result.code).toBe(0);
+    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+  });
+
+  it('a new MASTER transition always acts, whatever reclaimFromPeer says', async () => {
+    await lowerPriorityNode();
+    await takeover();
+    world.ips.set(VIP, PEER.networkInterfaceId);
+    world.association = { eni: PEER.networkInterfaceId, ip: VIP };
+    const again = await takeover();
+    expect(again.code).toBe(0);
+    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+  });
+
+  it('reclaimFromPeer must be a boolean', async () => {
+    await sandbox.writeConfig(defaultConfig(sandbox, { reclaimFromPeer: 'no' }));
+    const result = await takeover();
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/"reclaimFromPeer" .* must be true or false, not "no"/);
+  });
+});

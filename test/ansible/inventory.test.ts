@@ -53,11 +53,13 @@ describe('ansible/inventory/cdk_outputs.py', () => {
       keepalived_eip_peer_ip: example.SecondaryPrivateIp,
       keepalived_eip_subnet_cidr: example.PrimarySubnetCidr,
       keepalived_eip_priority: 150,
+      keepalived_eip_reclaim_from_peer: true,
     });
     expect(inv._meta.hostvars.secondary).toMatchObject({
       keepalived_eip_private_ip: example.SecondaryPrivateIp,
       keepalived_eip_peer_ip: example.PrimaryPrivateIp,
       keepalived_eip_priority: 100,
+      keepalived_eip_reclaim_from_peer: false,
     });
   });
 

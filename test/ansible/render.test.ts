@@ -19,7 +19,15 @@ import {
 // The role's config tasks, run by ansible-playbook with a local connection, render both nodes of a
 // sample outputs file into a temp directory: what keepalived and the agent would read on the pair.
 
-const AGENT_KEYS = ['addresses', 'interface', 'region', 'deadlineSeconds', 'stateDir', 'logFile'];
+const AGENT_KEYS = [
+  'addresses',
+  'interface',
+  'region',
+  'deadlineSeconds',
+  'stateDir',
+  'logFile',
+  'reclaimFromPeer',
+];
 const NODES = ['primary', 'secondary'] as const;
 
 /** What every node directory holds, relative to it (the role writes nothing else). */
@@ -65,6 +73,7 @@ function expectAgentSchema(config: Record<string, unknown>): void {
   expect(Number.isInteger(config.deadlineSeconds)).toBe(true);
   expect(config.stateDir).toMatch(/^\//);
   expect(config.logFile).toMatch(/^\//);
+  expect(typeof config.reclaimFromPeer).toBe('boolean');
 }
 
 function expectSuccess(result: PlaybookRun, changed: (n: number) => void): void {
@@ -189,6 +198,8 @@ describe.each<Mode>(['same-subnet', 'cross-az'])('the role renders a %s pair', (
       deadlineSeconds: 60,
       stateDir: join(root, node, 'run/eip-failover'),
       logFile: join(root, node, 'var/log/eip-failover/agent.log'),
+      // Only the higher-priority node takes an address back from its peer.
+      reclaimFromPeer: node === 'primary',
     });
   });
 

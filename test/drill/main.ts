@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import type { WorldMode } from '../support/world.js';
 import { destroyTopology } from './netns.js';
-import { DrillPair, type NodeName, REPO } from './pair.js';
+import { DrillPair, type NodeName, RECONCILE_INTERVAL_S, REPO } from './pair.js';
 import { DrillAssertion, SCENARIOS, type ScenarioContext } from './scenarios.js';
 import {
   collectEvents,
@@ -65,6 +65,7 @@ async function runMode(mode: WorldMode, results: ScenarioResult[]): Promise<void
       await pair.startImds(node);
       await pair.startLb(node);
     }
+    pair.startReconcileTimer(RECONCILE_INTERVAL_S * 1_000);
     say(
       `world: EIP ${pair.world.publicIp} (${pair.world.allocationId}), VIP ${pair.world.vip ?? 'none'}; primary ${pair.world.primary.privateIp}, secondary ${pair.world.secondary.privateIp}`,
     );

@@ -21,6 +21,8 @@ const exec = promisify(execFile);
 export const REPO = resolve(import.meta.dirname, '../..');
 const BUNDLE = join(REPO, 'agent/dist/eip-failover.mjs');
 const SCRIPT_USER = 'nobody';
+/** The reconcile timer's interval in the drill (the role's default is 1 min; the drill is short). */
+export const RECONCILE_INTERVAL_S = 3;
 const SCRIPT_GROUP = 'nogroup';
 
 export type NodeName = 'primary' | 'secondary';
@@ -46,6 +48,8 @@ export interface DrillNode {
 export interface HookRun {
   readonly at: number;
   readonly exitCode: number;
+  /** keepalived (a notify hook) or timer (the drill's stand-in for the systemd reconcile timer). */
+  readonly source: string;
   readonly args: string;
 }
 
@@ -124,7 +128,7 @@ export class DrillPair {
       'export NODE_NO_WARNINGS=1',
       `${process.execPath} ${BUNDLE} "$@"`,
       'code=$?',
-      `printf '%s %s %s\\n' "$(date +%s%3N)" "$code" "$*" >> '${hooksLog}'`,
+      `printf '%s %s %s %s\\n' "$(date +%s%3N)" "$code" "\${EIP_HOOK_SOURCE:-keepalived}" "$*" >> '${hooksLog}'`,
       'exit $code',
       '',
     ].join('\n');
@@ -153,6 +157,7 @@ export class DrillPair {
       keepalived_eip_nopreempt: options.nopreempt,
       keepalived_eip_preempt_delay: options.preemptDelay,
       keepalived_eip_agent_deadline_seconds: 30,
+      keepalived_eip_reconcile_interval: `${RECONCILE_INTERVAL_S}s`,
       keepalived_eip_validate_allow_missing_interface: true,
     };
     const varsFile = join(this.dir, 'drill-vars.json');
@@ -275,19 +280,61 @@ export class DrillPair {
   }
 
   async killKeepalived(node: DrillNode, signal: NodeJS.Signals): Promise<void> {
-    if (signal === 'SIGKILL') {
-      // keepalived --dont-fork still runs its VRRP work in a child: kill the whole process tree.
-      const pids = await exec('pgrep', ['-f', `keepalived-vrrp.pid`])
-        .then((r) => r.stdout)
-        .catch(() => '');
-      for (const pid of pids.split('\n').filter(Boolean)) {
-        const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-        if (cmd.includes(node.root)) process.kill(Number(pid), 'SIGKILL');
-      }
+    const parent = node.keepalived?.child.pid;
+    if (signal === 'SIGKILL' && parent !== undefined) {
+      // A crash, not a shutdown: keepalived's VRRP child would see its parent die and leave
+      // gracefully (a priority-0 advert). Freeze the parent, kill the children, then the parent.
+      process.kill(parent, 'SIGSTOP');
+      const children = await exec('pgrep', ['-P', String(parent)]).then(
+        (r) => r.stdout,
+        () => '',
+      );
+      for (const pid of children.split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+      process.kill(parent, 'SIGKILL');
     }
     await node.keepalived?.stop(signal);
     node.keepalived = undefined;
   }
+
+  /**
+   * The drill's stand-in for the systemd timer the role installs (systemd does not run in the
+   * namespaces): `eip-failover reconcile` on each node, as the script user, every intervalMs. It
+   * runs whether or not keepalived does, so the agent's own guard against a dead MASTER is tested.
+   */
+  startReconcileTimer(intervalMs: number): void {
+    let stopped = false;
+    const tick = async () => {
+      while (!stopped) {
+        await new Promise((r) => setTimeout(r, intervalMs));
+        for (const node of Object.values(this.nodes)) {
+          if (stopped) break;
+          const config = join(node.root, 'etc/eip-failover/config.json');
+          await exec('ip', [
+            'netns',
+            'exec',
+            node.ns,
+            'runuser',
+            '-u',
+            SCRIPT_USER,
+            '--',
+            'env',
+            'EIP_HOOK_SOURCE=timer',
+            node.wrapper,
+            'reconcile',
+            '--config',
+            config,
+          ]).catch(() => undefined);
+        }
+      }
+    };
+    this.timerDone = tick();
+    this.stopTimer = () => {
+      stopped = true;
+    };
+  }
+
+  private timerDone: Promise<void> | undefined;
+  private stopTimer: (() => void) | undefined;
 
   /** Where the EIP points now, as EC2 (the emulator) says. */
   async eipHolder(): Promise<{ eni: string | null; privateIp: string | null }> {
@@ -364,8 +411,13 @@ export class DrillPair {
       .split('\n')
       .filter(Boolean)
       .map((line) => {
-        const [at, code, ...args] = line.split(' ');
-        return { at: Number(at), exitCode: Number(code), args: args.join(' ') };
+        const [at, code, source, ...args] = line.split(' ');
+        return {
+          at: Number(at),
+          exitCode: Number(code),
+          source: source ?? '',
+          args: args.join(' '),
+        };
       });
   }
 
@@ -405,6 +457,8 @@ export class DrillPair {
   }
 
   async teardown(): Promise<void> {
+    this.stopTimer?.();
+    await this.timerDone;
     await this.procs.stopAll();
     await this.emulator.stop();
     await destroyTopology();

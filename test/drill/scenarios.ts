@@ -1,4 +1,4 @@
-import type { DrillNode, DrillPair, NodeName } from './pair.js';
+import { type DrillNode, type DrillPair, type NodeName, RECONCILE_INTERVAL_S } from './pair.js';
 import type { TimelineEvent } from './timeline.js';
 
 /** What a scenario can use: the pair, a way to note drill actions, and the time its fault began. */
@@ -140,11 +140,12 @@ async function restartKeepalived(
 
 /** Lets hooks that keepalived started finish, so the next scenario starts from rest. */
 async function settle(pair: DrillPair, quietMs = 2_500): Promise<void> {
+  const fromKeepalived = async (node: DrillNode) =>
+    (await pair.hookRuns(node)).filter((r) => r.source === 'keepalived').length;
   let last = -1;
   for (let i = 0; i < 40; i++) {
     const count =
-      (await pair.hookRuns(pair.nodes.primary)).length +
-      (await pair.hookRuns(pair.nodes.secondary)).length;
+      (await fromKeepalived(pair.nodes.primary)) + (await fromKeepalived(pair.nodes.secondary));
     if (count === last) return;
     last = count;
     await sleep(quietMs);
@@ -199,7 +200,22 @@ export const SCENARIOS: readonly Scenario[] = [
       await waitVrrp(pair.nodes[to], 'MASTER', FAILOVER_TIMEOUT_MS, since);
       await pair.waitForHolder(to, FAILOVER_TIMEOUT_MS);
       await settle(pair);
+      // The crashed node's state dir still says MASTER; its reconcile timer must leave the address be.
+      await sleep(3 * RECONCILE_INTERVAL_S * 1_000);
       await assertHolder(pair, to);
+      const refused = (await pair.agentLog(pair.nodes[from])).filter(
+        (l) =>
+          l.msg === 'recorded MASTER is stale: not reconciling' &&
+          Date.parse(String(l.time)) >= since,
+      );
+      assert(
+        refused.length > 0,
+        `the crashed ${from}'s reconcile timer did not recognise its MASTER as stale`,
+      );
+      ctx.note(
+        `${from}'s reconcile timer ran ${refused.length}× and left the address alone (its keepalived is dead)`,
+        from,
+      );
       await assertHookExits(pair, since);
       await restartKeepalived(ctx, from, 'BACKUP');
       await settle(pair);
@@ -263,39 +279,50 @@ export const SCENARIOS: readonly Scenario[] = [
     async run(ctx) {
       const { pair } = ctx;
       const since = Date.now();
-      const master = currentMaster(pair);
-      const backup = other(master);
-      ctx.fault('VRRP (protocol 112) dropped in both namespaces', backup);
+      assert(currentMaster(pair) === 'primary', 'scenario 5 starts with the primary as MASTER');
+      ctx.fault('VRRP (protocol 112) dropped in both namespaces', 'secondary');
       for (const node of Object.values(pair.nodes)) await pair.blockVrrp(node);
-      await waitVrrp(pair.nodes[backup], 'MASTER', FAILOVER_TIMEOUT_MS, since);
-      await pair.waitForHolder(backup, FAILOVER_TIMEOUT_MS);
-      await settle(pair);
-      assert(
-        pair.vrrpState(pair.nodes[master]) === 'MASTER',
-        `${master} left MASTER during the split`,
+      await waitVrrp(pair.nodes.secondary, 'MASTER', FAILOVER_TIMEOUT_MS, since);
+      await pair.waitForHolder('secondary', FAILOVER_TIMEOUT_MS);
+      ctx.note('both nodes are MASTER; the secondary took the address');
+      // The primary reclaims from its peer (reclaimFromPeer); the secondary must not fight back.
+      const reclaimedAt = await pair.waitForHolder('primary', FAILOVER_TIMEOUT_MS);
+      ctx.note('the primary’s reconcile timer took it back');
+      await sleep(3 * RECONCILE_INTERVAL_S * 1_000);
+      const moves = (await pair.emulator.actions()).filter(
+        (a) => a.mutating && !a.dryRun && a.status === 200 && Date.parse(a.startedAt) > reclaimedAt,
       );
-      const split = await pair.status(pair.nodes[master]);
       assert(
-        split.code === 1 && split.report.consistent === false,
-        `status on ${master} during the split: exit ${split.code}, expected 1 (drift)`,
+        moves.length === 0,
+        `ping-pong during the split: ${moves.map((a) => a.action).join(', ')}`,
       );
-      const problems = (split.report.problems as string[]).join('; ');
+      await assertHolder(pair, 'primary');
+      assert(
+        pair.vrrpState(pair.nodes.secondary) === 'MASTER',
+        'the secondary left MASTER during the split',
+      );
+      const split = await pair.status(pair.nodes.secondary);
+      const problems = ((split.report.problems as string[] | undefined) ?? []).join('; ');
+      assert(
+        split.code === 1,
+        `status on the secondary during the split: exit ${split.code}, expected 1 (drift)`,
+      );
       assert(
         /this node is MASTER but .* points at/.test(problems),
-        `status on ${master} does not name the conflict: ${problems}`,
+        `status does not name the conflict: ${problems}`,
       );
-      ctx.note(`status on ${master}: exit 1, "${problems.slice(0, 90)}"`, master);
+      ctx.note(
+        `no move for ${3 * RECONCILE_INTERVAL_S} s; status on secondary: exit 1, "${problems.slice(0, 80)}…"`,
+        'secondary',
+      );
 
       const healed = Date.now();
       ctx.note('VRRP allowed again');
       for (const node of Object.values(pair.nodes)) await pair.unblockVrrp(node);
-      // The higher priority wins the MASTER-vs-MASTER election; it reclaims via notify_master_rx_lower_pri.
-      const winner: NodeName = 'primary';
-      await waitVrrp(pair.nodes[other(winner)], 'BACKUP', FAILOVER_TIMEOUT_MS, healed);
-      await pair.waitForHolder(winner, FAILOVER_TIMEOUT_MS);
+      await waitVrrp(pair.nodes.secondary, 'BACKUP', FAILOVER_TIMEOUT_MS, healed);
       await settle(pair);
-      await assertHolder(pair, winner);
-      await assertStatusConsistent(pair, winner);
+      await assertHolder(pair, 'primary');
+      await assertStatusConsistent(pair, 'primary');
       await assertHookExits(pair, since);
       return {};
     },
