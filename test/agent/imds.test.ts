@@ -116,3 +116,57 @@ describe('IMDSv2 client against a loopback stub', () => {
     await expect(localIpv4s(client(), THIS_NODE.macAddress)).rejects.toThrow(/not an IPv4 address/);
   });
 });
+
+describe('the ENI on a multi-NIC instance (OS interface → MAC → ENI)', () => {
+  const macs: Record<string, Record<string, string>> = {
+    '0a:00:00:00:00:a1': { 'interface-id': 'eni-0aaaaaaaaaaaaaaa1', 'device-number': '0' },
+    '0a:00:00:00:00:b2': { 'interface-id': 'eni-0ccccccccccccccc3', 'device-number': '1' },
+  };
+  const twoNics = {
+    endpoint: 'memory://imds',
+    get: async (path: string) => {
+      const fixed: Record<string, string> = {
+        'instance-id': THIS_NODE.instanceId,
+        'placement/region': THIS_NODE.region,
+        'placement/availability-zone': THIS_NODE.availabilityZone,
+        mac: '0a:00:00:00:00:a1',
+      };
+      if (fixed[path] !== undefined) return fixed[path] as string;
+      const m = /^network\/interfaces\/macs\/([0-9a-f:]+)\/(.+)$/.exec(path);
+      const perMac = m
+        ? {
+            ...macs[m[1] as string],
+            'vpc-id': THIS_NODE.vpcId,
+            'subnet-id': THIS_NODE.subnetId,
+            'subnet-ipv4-cidr-block': THIS_NODE.subnetCidr,
+          }
+        : undefined;
+      const value =
+        m && macs[m[1] as string] ? (perMac as Record<string, string>)[m[2] as string] : undefined;
+      if (value === undefined) throw new ImdsError(`no ${path}`, 404);
+      return value;
+    },
+  };
+
+  it('without an interface: the ENI at device index 0', async () => {
+    expect((await discoverIdentity(twoNics, {})).networkInterfaceId).toBe('eni-0aaaaaaaaaaaaaaa1');
+  });
+
+  it('with an interface: the ENI whose MAC the OS reports for it', async () => {
+    const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const sys = await mkdtemp(join(tmpdir(), 'sysclassnet-'));
+    try {
+      await mkdir(join(sys, 'ens6'));
+      await writeFile(join(sys, 'ens6', 'address'), '0A:00:00:00:00:B2\n');
+      const identity = await discoverIdentity(twoNics, { interface: 'ens6', sysClassNet: sys });
+      expect(identity).toMatchObject({
+        macAddress: '0a:00:00:00:00:b2',
+        networkInterfaceId: 'eni-0ccccccccccccccc3',
+      });
+    } finally {
+      await rm(sys, { recursive: true, force: true });
+    }
+  });
+});

@@ -3,14 +3,14 @@
  * configs rendered by the project's Ansible role, the built agent, the EC2 emulator.
  *
  *   sudo npm run drill [-- --json] [--mode same-subnet|cross-az] [--scenario N ...]
+ *
+ * scripts/drill.sh installs what is missing first, then runs this file.
  */
-import { execFile } from 'node:child_process';
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import type { WorldMode } from '../support/world.js';
 import { destroyTopology } from './netns.js';
-import { DrillPair, type NodeName, RECONCILE_INTERVAL_S, REPO } from './pair.js';
+import { DrillPair, type NodeName, RECONCILE_INTERVAL_S } from './pair.js';
 import { DrillAssertion, SCENARIOS, type ScenarioContext } from './scenarios.js';
 import {
   collectEvents,
@@ -21,7 +21,6 @@ import {
   type TimelineEvent,
 } from './timeline.js';
 
-const exec = promisify(execFile);
 const WORK_DIR = '/run/eip-failover-drill';
 
 const { values } = parseArgs({
@@ -36,22 +35,6 @@ const only = new Set((values.scenario ?? []).map(Number));
 const say = (line: string) => {
   if (!values.json) process.stdout.write(`${line}\n`);
 };
-
-async function prerequisites(): Promise<void> {
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      'the drill creates network namespaces and runs keepalived: run it as root (sudo npm run drill)',
-    );
-  }
-  const { stdout, stderr } = await exec('bash', [join(REPO, 'scripts/install-system-deps.sh')]);
-  say((stdout + stderr).trim());
-  try {
-    await access(join(REPO, 'agent/dist/eip-failover.mjs'));
-  } catch {
-    say('building the agent (npm run build)');
-    await exec('npm', ['run', 'build'], { cwd: REPO });
-  }
-}
 
 async function runMode(mode: WorldMode, results: ScenarioResult[]): Promise<void> {
   say(
@@ -132,7 +115,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 const results: ScenarioResult[] = [];
 const started = Date.now();
 try {
-  await prerequisites();
+  if (process.getuid?.() !== 0) throw new Error('run as root: sudo npm run drill');
   for (const mode of modes) await runMode(mode, results);
 } catch (err) {
   process.stderr.write(`drill: ${(err as Error).message}\n`);

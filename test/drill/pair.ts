@@ -382,16 +382,11 @@ export class DrillPair {
   /** Runs `eip-failover status --json` inside a node, as an operator would. */
   async status(node: DrillNode): Promise<{ code: number; report: Record<string, unknown> }> {
     const config = join(node.root, 'etc/eip-failover/config.json');
-    const result = await exec('ip', [
-      'netns',
-      'exec',
-      node.ns,
-      node.wrapper,
-      'status',
-      '--json',
-      '-c',
-      config,
-    ]).then(
+    const result = await exec(
+      'ip',
+      ['netns', 'exec', node.ns, node.wrapper, 'status', '--json', '-c', config],
+      { env: { ...process.env, EIP_HOOK_SOURCE: 'operator' } },
+    ).then(
       (r) => ({ code: 0, stdout: r.stdout }),
       (err: { code?: number; stdout?: string }) => ({
         code: typeof err.code === 'number' ? err.code : -1,

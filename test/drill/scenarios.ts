@@ -81,7 +81,8 @@ async function assertHookExits(
 ): Promise<void> {
   for (const node of Object.values(pair.nodes)) {
     for (const run of await pair.hookRuns(node)) {
-      if (run.at < since) continue;
+      // keepalived's hooks and the reconcile timer; an operator's status may exit 1 on purpose.
+      if (run.at < since || run.source === 'operator') continue;
       assert(
         allowed.includes(run.exitCode),
         `${node.name}: \`eip-failover ${run.args}\` exited ${run.exitCode}`,

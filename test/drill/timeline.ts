@@ -55,8 +55,18 @@ const AGENT_MESSAGES: Record<string, string> = {
   'already held: nothing to do': 'already held (no call)',
   'takeover failed': 'takeover FAILED',
   'superseded by a newer transition': 'superseded',
-  'not MASTER: nothing to reconcile': 'reconcile: not MASTER',
+  'stale MASTER transition: a later one is already recorded; not acting':
+    'stale MASTER hook: not acting',
+  'recorded MASTER is stale: not reconciling':
+    'recorded MASTER is stale (keepalived gone): left alone',
+  'an address was moved away after this node took it over; leaving it (reclaimFromPeer is false)':
+    'address on the peer: left alone (reclaimFromPeer false)',
 };
+/** A reconcile that found nothing to do says nothing on the timeline: the timer runs every few seconds. */
+const QUIET_RECONCILE = new Set([
+  'already held: nothing to do',
+  'not MASTER: nothing to reconcile',
+]);
 
 async function agentEvents(
   pair: DrillPair,
@@ -68,6 +78,8 @@ async function agentEvents(
     const at = Date.parse(String(line.time));
     const msg = String(line.msg);
     if (at < since) continue;
+    const reconcile = line.command === 'reconcile';
+    if (reconcile && QUIET_RECONCILE.has(msg)) continue;
     if (msg === 'transition recorded; no EC2 change') {
       out.push({
         at,
@@ -76,15 +88,17 @@ async function agentEvents(
         what: `${String(line.vrrpState)} recorded`,
       });
     } else if (AGENT_MESSAGES[msg]) {
-      const extra =
+      const took =
         typeof line.durationMs === 'number' && msg !== 'transition recorded'
           ? ` (${line.durationMs} ms)`
           : '';
+      const what =
+        reconcile && msg === 'transition recorded' ? 'reconcile starts' : AGENT_MESSAGES[msg];
       out.push({
         at,
         source: 'agent',
         node: node.name,
-        what: `${line.command === 'reconcile' ? 'reconcile: ' : ''}${AGENT_MESSAGES[msg]}${extra}`,
+        what: `${reconcile ? 'reconcile: ' : ''}${what}${took}`,
       });
     }
   }
