@@ -137,7 +137,7 @@ export function createProgram(deps: RunDeps, setExit: (code: number) => void): C
     'reconcile',
     'if MASTER and an address is not here, take it over (timer, notify_master_rx_lower_pri)',
     true,
-  ).action(async (opts: CommonOptions) => setExit(await doReconcile(deps, opts)));
+  ).action(async (opts: CommonOptions) => setExit(await doTakeover(deps, opts, 'reconcile')));
   command('status', 'VRRP state here against where each address points in EC2', false)
     .addOption(new Option('--json', 'machine-readable output'))
     .action(async (opts: CommonOptions & { json?: boolean }) =>
@@ -226,10 +226,14 @@ function exitFor(outcome: TakeoverOutcome): number {
   }
 }
 
-async function doTakeover(deps: RunDeps, opts: CommonOptions): Promise<number> {
+async function doTakeover(
+  deps: RunDeps,
+  opts: CommonOptions,
+  command: 'takeover' | 'reconcile' = 'takeover',
+): Promise<number> {
   const p = prepare(deps, opts);
   try {
-    return await takeoverAs(deps, p, 'takeover');
+    return await takeoverAs(deps, p, command);
   } finally {
     p.close();
   }
@@ -384,15 +388,6 @@ async function doNotify(
   }
   if (state === 'MASTER') return doTakeover(deps, opts);
   return doRelease(deps, opts, state);
-}
-
-async function doReconcile(deps: RunDeps, opts: CommonOptions): Promise<number> {
-  const p = prepare(deps, opts);
-  try {
-    return await takeoverAs(deps, p, 'reconcile');
-  } finally {
-    p.close();
-  }
 }
 
 async function doStatus(deps: RunDeps, opts: CommonOptions, json: boolean): Promise<number> {

@@ -44,7 +44,8 @@ export interface ConfigFlags {
   readonly dryRun?: boolean;
 }
 
-const FILE_KEYS = new Set([
+/** The config file's keys (DESIGN.md); anything else is an error. */
+export const CONFIG_KEYS: ReadonlySet<string> = new Set([
   'addresses',
   'interface',
   'region',
@@ -93,9 +94,9 @@ export function loadConfig(
   }
 
   for (const key of Object.keys(file)) {
-    if (!FILE_KEYS.has(key)) {
+    if (!CONFIG_KEYS.has(key)) {
       throw new ConfigError(
-        `unknown key "${key}" ${where}; allowed keys are ${[...FILE_KEYS].join(', ')} (check the spelling)`,
+        `unknown key "${key}" ${where}; allowed keys are ${[...CONFIG_KEYS].join(', ')} (check the spelling)`,
       );
     }
   }

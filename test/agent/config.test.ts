@@ -1,51 +1,40 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ALLOCATION_ID,
   defaultConfig,
-  Ec2World,
   fakeImds,
   runAgent,
-  Sandbox,
+  useAgentFixture,
   virtualClock,
 } from './harness.js';
 
-let world: Ec2World;
-let sandbox: Sandbox;
-
-beforeEach(async () => {
-  world = new Ec2World();
-  sandbox = await Sandbox.create();
-});
-afterEach(async () => {
-  world.mock.restore();
-  await sandbox.remove();
-});
+const t = useAgentFixture();
 
 async function expectUsageError(config: unknown, argv: string[], message: RegExp): Promise<void> {
-  if (config !== undefined) await sandbox.writeConfig(config);
-  const imds = fakeImds(world);
+  if (config !== undefined) await t.sandbox.writeConfig(config);
+  const imds = fakeImds(t.world);
   const result = await runAgent(argv, { imds, clock: virtualClock() });
   expect(result.code).toBe(2);
   // One line that names the problem and the fix, and nothing sent anywhere.
   expect(result.stderr.trim().split('\n')).toHaveLength(1);
   expect(result.stderr).toMatch(message);
-  expect(world.mock.calls()).toHaveLength(0);
+  expect(t.world.mock.calls()).toHaveLength(0);
   expect(imds.calls).toHaveLength(0);
 }
 
 describe('configuration errors exit 2 before any API call', () => {
-  const takeover = () => ['takeover', '-c', sandbox.configPath];
+  const takeover = () => ['takeover', '-c', t.sandbox.configPath];
 
   it('missing allocation id', async () => {
     await expectUsageError(
-      defaultConfig(sandbox, { addresses: [{ privateIp: '10.0.0.50' }] }),
+      defaultConfig(t.sandbox, { addresses: [{ privateIp: '10.0.0.50' }] }),
       takeover(),
       /allocation id null is not an Elastic IP allocation id.*CDK outputs/,
     );
   });
   it('malformed allocation id', async () => {
     await expectUsageError(
-      defaultConfig(sandbox, {
+      defaultConfig(t.sandbox, {
         addresses: [{ allocationId: 'eipalloc-XYZ', privateIp: '10.0.0.50' }],
       }),
       takeover(),
@@ -54,7 +43,7 @@ describe('configuration errors exit 2 before any API call', () => {
   });
   it('an allocation id that only contains a valid one (exact match, not substring)', async () => {
     await expectUsageError(
-      defaultConfig(sandbox, {
+      defaultConfig(t.sandbox, {
         addresses: [{ allocationId: `x${ALLOCATION_ID}0`, privateIp: '10.0.0.50' }],
       }),
       takeover(),
@@ -63,7 +52,7 @@ describe('configuration errors exit 2 before any API call', () => {
   });
   it('bad private IP', async () => {
     await expectUsageError(
-      defaultConfig(sandbox, {
+      defaultConfig(t.sandbox, {
         addresses: [{ allocationId: ALLOCATION_ID, privateIp: '10.0.0.256' }],
       }),
       takeover(),
@@ -73,7 +62,7 @@ describe('configuration errors exit 2 before any API call', () => {
   it('unreadable config: missing file given explicitly', async () => {
     await expectUsageError(
       undefined,
-      ['takeover', '-c', `${sandbox.dir}/nope.json`],
+      ['takeover', '-c', `${t.sandbox.dir}/nope.json`],
       /nope\.json does not exist; create it/,
     );
   });
@@ -85,14 +74,14 @@ describe('configuration errors exit 2 before any API call', () => {
   });
   it('unknown top-level key', async () => {
     await expectUsageError(
-      defaultConfig(sandbox, { deadline: 30 }),
+      defaultConfig(t.sandbox, { deadline: 30 }),
       takeover(),
       /unknown key "deadline".*check the spelling/,
     );
   });
   it('unknown key in an address', async () => {
     await expectUsageError(
-      defaultConfig(sandbox, {
+      defaultConfig(t.sandbox, {
         addresses: [{ allocationId: ALLOCATION_ID, privateIP: '10.0.0.50' }],
       }),
       takeover(),
@@ -101,14 +90,14 @@ describe('configuration errors exit 2 before any API call', () => {
   });
   it('no addresses', async () => {
     await expectUsageError(
-      defaultConfig(sandbox, { addresses: [] }),
+      defaultConfig(t.sandbox, { addresses: [] }),
       takeover(),
       /no address configured/,
     );
   });
   it('duplicate allocation', async () => {
     await expectUsageError(
-      defaultConfig(sandbox, {
+      defaultConfig(t.sandbox, {
         addresses: [
           { allocationId: ALLOCATION_ID, privateIp: '10.0.0.50' },
           { allocationId: ALLOCATION_ID, privateIp: '10.0.0.51' },
@@ -120,16 +109,16 @@ describe('configuration errors exit 2 before any API call', () => {
   });
   it('deadline out of range or of the wrong type', async () => {
     await expectUsageError(
-      defaultConfig(sandbox, { deadlineSeconds: 0 }),
+      defaultConfig(t.sandbox, { deadlineSeconds: 0 }),
       takeover(),
       /whole number of seconds from 5 to 3600/,
     );
     await expectUsageError(
-      defaultConfig(sandbox, { deadlineSeconds: '60' }),
+      defaultConfig(t.sandbox, { deadlineSeconds: '60' }),
       takeover(),
       /whole number of seconds/,
     );
-    await sandbox.writeConfig(defaultConfig(sandbox));
+    await t.sandbox.writeConfig(defaultConfig(t.sandbox));
     await expectUsageError(
       undefined,
       [...takeover(), '--deadline', '1.5'],
@@ -138,41 +127,41 @@ describe('configuration errors exit 2 before any API call', () => {
   });
   it('relative state dir', async () => {
     await expectUsageError(
-      defaultConfig(sandbox, { stateDir: 'run/eip' }),
+      defaultConfig(t.sandbox, { stateDir: 'run/eip' }),
       takeover(),
       /stateDir "run\/eip" must be an absolute path/,
     );
   });
   it('bad region', async () => {
     await expectUsageError(
-      defaultConfig(sandbox, { region: 'Frankfurt' }),
+      defaultConfig(t.sandbox, { region: 'Frankfurt' }),
       takeover(),
       /region "Frankfurt" is not an AWS region name/,
     );
   });
   it('bad interface name', async () => {
     await expectUsageError(
-      defaultConfig(sandbox, { interface: 'eth0; rm -rf /' }),
+      defaultConfig(t.sandbox, { interface: 'eth0; rm -rf /' }),
       takeover(),
       /is not a network interface name/,
     );
   });
   it('an interface that does not exist on this host', async () => {
-    await sandbox.writeConfig(defaultConfig(sandbox, { interface: 'eth9' }));
-    const imds = fakeImds(world);
+    await t.sandbox.writeConfig(defaultConfig(t.sandbox, { interface: 'eth9' }));
+    const imds = fakeImds(t.world);
     const result = await runAgent(takeover(), {
       imds,
       clock: virtualClock(),
-      sysClassNet: `${sandbox.dir}/sys`,
+      sysClassNet: `${t.sandbox.dir}/sys`,
     });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/interface eth9 does not exist on this host/);
     expect(imds.calls).toHaveLength(0);
-    expect(world.mock.calls()).toHaveLength(0);
+    expect(t.world.mock.calls()).toHaveLength(0);
   });
   it('--private-ip with several configured addresses', async () => {
     await expectUsageError(
-      defaultConfig(sandbox, {
+      defaultConfig(t.sandbox, {
         addresses: [
           { allocationId: ALLOCATION_ID, privateIp: '10.0.0.50' },
           { allocationId: 'eipalloc-0123456789abcdef1', privateIp: '10.0.0.51' },
@@ -201,12 +190,12 @@ describe('precedence: flags over environment over file', () => {
         '--private-ip',
         '10.0.0.50',
         '--state-dir',
-        sandbox.stateDir,
+        t.sandbox.stateDir,
         '--region',
         'eu-central-1',
       ],
       {
-        imds: fakeImds(world),
+        imds: fakeImds(t.world),
         clock: virtualClock(),
         readConfigFile: () => {
           throw Object.assign(new Error('absent'), { code: 'ENOENT' });
@@ -216,14 +205,14 @@ describe('precedence: flags over environment over file', () => {
     expect(result.code).toBe(0);
   });
   it('EIP_FAILOVER_CONFIG names the file; --config overrides it', async () => {
-    await sandbox.writeConfig(defaultConfig(sandbox, { region: 'Frankfurt' }));
+    await t.sandbox.writeConfig(defaultConfig(t.sandbox, { region: 'Frankfurt' }));
     const viaEnv = await runAgent(['release'], {
-      env: { EIP_FAILOVER_CONFIG: sandbox.configPath },
-      imds: fakeImds(world),
+      env: { EIP_FAILOVER_CONFIG: t.sandbox.configPath },
+      imds: fakeImds(t.world),
       clock: virtualClock(),
     });
     expect(viaEnv.code).toBe(2);
-    expect(viaEnv.stderr).toContain(sandbox.configPath);
+    expect(viaEnv.stderr).toContain(t.sandbox.configPath);
   });
   it('--help and --version exit 0', async () => {
     const help = await runAgent(['--help']);

@@ -11,6 +11,7 @@ import {
   EC2ServiceException,
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeEach } from 'vitest';
 import { type RunDeps, run } from '../../agent/src/cli.js';
 import { ImdsError } from '../../agent/src/errors.js';
 import type { Imds } from '../../agent/src/imds.js';
@@ -273,4 +274,53 @@ export async function runAgent(argv: string[], deps: Partial<RunDeps> = {}): Pro
     ...deps,
   });
   return { code, stdout, stderr, logs: lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
+export interface AgentFixture {
+  readonly world: Ec2World;
+  readonly sandbox: Sandbox;
+  readonly clock: ReturnType<typeof virtualClock>;
+  /** Runs the agent with `-c` this sandbox's config, against this world's IMDS and this clock. */
+  agent(args: readonly string[], deps?: Partial<RunDeps>): Promise<RunResult>;
+}
+
+/**
+ * A fresh EC2 world, sandbox (with the default config written) and virtual clock for each test,
+ * removed after it. Read the fields inside tests and hooks.
+ */
+export function useAgentFixture(): AgentFixture {
+  let current:
+    | { world: Ec2World; sandbox: Sandbox; clock: ReturnType<typeof virtualClock> }
+    | undefined;
+  beforeEach(async () => {
+    const sandbox = await Sandbox.create();
+    current = { world: new Ec2World(), sandbox, clock: virtualClock() };
+    await sandbox.writeConfig(defaultConfig(sandbox));
+  });
+  afterEach(async () => {
+    current?.world.mock.restore();
+    await current?.sandbox.remove();
+    current = undefined;
+  });
+  const get = () => {
+    if (current === undefined) throw new Error('use the fixture inside tests and hooks');
+    return current;
+  };
+  return {
+    get world() {
+      return get().world;
+    },
+    get sandbox() {
+      return get().sandbox;
+    },
+    get clock() {
+      return get().clock;
+    },
+    agent: (args, deps = {}) =>
+      runAgent([...args, '-c', get().sandbox.configPath], {
+        imds: fakeImds(get().world),
+        clock: get().clock,
+        ...deps,
+      }),
+  };
 }

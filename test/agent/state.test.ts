@@ -1,41 +1,29 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Ec2Gateway } from '../../agent/src/ec2.js';
 import { systemClock } from '../../agent/src/retry.js';
 import { StateStore } from '../../agent/src/state.js';
 import {
   ALLOCATION_ID,
   defaultConfig,
-  Ec2World,
   fakeImds,
   runAgent,
-  Sandbox,
   THIS_NODE,
+  useAgentFixture,
   VIP,
 } from './harness.js';
 
-let world: Ec2World;
-let sandbox: Sandbox;
+const t = useAgentFixture();
 
-beforeEach(async () => {
-  world = new Ec2World();
-  sandbox = await Sandbox.create();
-  await sandbox.writeConfig(defaultConfig(sandbox));
-});
-afterEach(async () => {
-  world.mock.restore();
-  await sandbox.remove();
-});
-
-/** A gateway over the shared world that tags each call with its run, slowed down so runs overlap. */
+/** A gateway over the shared t.world that tags each call with its run, slowed down so runs overlap. */
 function taggedGateway(tag: string, trace: string[]): Ec2Gateway {
   const slow = () => new Promise((r) => setTimeout(r, 15));
   const gw = (): Ec2Gateway => ({
     describeAddresses: async (ids) => {
       trace.push(`${tag}:describe`);
       await slow();
-      const a = world.association;
+      const a = t.world.association;
       return ids.map((id) => ({
         allocationId: id,
         publicIp: '203.0.113.7',
@@ -47,7 +35,7 @@ function taggedGateway(tag: string, trace: string[]): Ec2Gateway {
     findPrivateIpHolder: async (_vpc, ip) => {
       trace.push(`${tag}:holder`);
       await slow();
-      return world.ips.get(ip) ?? null;
+      return t.world.ips.get(ip) ?? null;
     },
     describeNetworkInterface: async () => {
       throw new Error('not used');
@@ -55,12 +43,12 @@ function taggedGateway(tag: string, trace: string[]): Ec2Gateway {
     assignPrivateIp: async (eni, ip) => {
       trace.push(`${tag}:assign`);
       await slow();
-      world.ips.set(ip, eni);
+      t.world.ips.set(ip, eni);
     },
     associateAddress: async (_id, eni, ip) => {
       trace.push(`${tag}:associate`);
       await slow();
-      world.association = { eni, ip };
+      t.world.association = { eni, ip };
     },
     dryRunAssociate: async () => ({ permitted: true }),
   });
@@ -71,8 +59,8 @@ describe('concurrency and the state dir', () => {
   it('two concurrent takeovers never interleave their EC2 calls; the newer one wins', async () => {
     const trace: string[] = [];
     const run = (tag: string) =>
-      runAgent(['takeover', '-c', sandbox.configPath], {
-        imds: fakeImds(world),
+      runAgent(['takeover', '-c', t.sandbox.configPath], {
+        imds: fakeImds(t.world),
         clock: systemClock,
         ec2: taggedGateway(tag, trace),
       });
@@ -90,39 +78,39 @@ describe('concurrency and the state dir', () => {
     expect(
       trace.filter((t) => t.startsWith('A:')).some((t) => t === 'A:assign' || t === 'A:associate'),
     ).toBe(false);
-    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+    expect(t.world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
     // Nothing stays locked behind them.
-    await expect(stat(join(sandbox.stateDir, 'takeover.lock'))).rejects.toThrow(/ENOENT/);
+    await expect(stat(join(t.sandbox.stateDir, 'takeover.lock'))).rejects.toThrow(/ENOENT/);
   });
 
   it('a lock left by a dead process is recovered', async () => {
-    await mkdir(sandbox.stateDir, { recursive: true });
+    await mkdir(t.sandbox.stateDir, { recursive: true });
     await writeFile(
-      join(sandbox.stateDir, 'takeover.lock'),
+      join(t.sandbox.stateDir, 'takeover.lock'),
       JSON.stringify({ pid: 2 ** 22 + 1, token: 'dead', acquiredAt: Date.now() }),
     );
-    const result = await runAgent(['takeover', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
+    const result = await runAgent(['takeover', '-c', t.sandbox.configPath], {
+      imds: fakeImds(t.world),
       clock: systemClock,
     });
     expect(result.code).toBe(0);
   });
 
   it('a lock older than any legitimate holder is recovered even if its pid is alive', async () => {
-    await mkdir(sandbox.stateDir, { recursive: true });
+    await mkdir(t.sandbox.stateDir, { recursive: true });
     await writeFile(
-      join(sandbox.stateDir, 'takeover.lock'),
+      join(t.sandbox.stateDir, 'takeover.lock'),
       JSON.stringify({ pid: process.pid, token: 'hung', acquiredAt: Date.now() - 10 * 60_000 }),
     );
-    const result = await runAgent(['takeover', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
+    const result = await runAgent(['takeover', '-c', t.sandbox.configPath], {
+      imds: fakeImds(t.world),
       clock: systemClock,
     });
     expect(result.code).toBe(0);
   });
 
   it('sequence numbers increase by one per recorded transition, also under concurrency', async () => {
-    const store = new StateStore(sandbox.stateDir, systemClock);
+    const store = new StateStore(t.sandbox.stateDir, systemClock);
     await Promise.all(
       Array.from({ length: 10 }, (_, i) => store.recordTransition(i % 2 ? 'BACKUP' : 'MASTER')),
     );
@@ -130,17 +118,19 @@ describe('concurrency and the state dir', () => {
   });
 
   it('a torn state file reads as UNKNOWN instead of crashing', async () => {
-    await mkdir(sandbox.stateDir, { recursive: true });
-    await writeFile(join(sandbox.stateDir, 'state.json'), '{"seq": 4, "vrrpSt');
-    expect((await new StateStore(sandbox.stateDir, systemClock).read()).vrrpState).toBe('UNKNOWN');
+    await mkdir(t.sandbox.stateDir, { recursive: true });
+    await writeFile(join(t.sandbox.stateDir, 'state.json'), '{"seq": 4, "vrrpSt');
+    expect((await new StateStore(t.sandbox.stateDir, systemClock).read()).vrrpState).toBe(
+      'UNKNOWN',
+    );
   });
 
   it('--log-file appends JSON lines, creates the directory, mode 0640', async () => {
-    const logFile = join(sandbox.dir, 'log', 'agent.log');
-    await sandbox.writeConfig(defaultConfig(sandbox, { logFile }));
+    const logFile = join(t.sandbox.dir, 'log', 'agent.log');
+    await t.sandbox.writeConfig(defaultConfig(t.sandbox, { logFile }));
     for (let i = 0; i < 2; i++) {
       const { run } = await import('../../agent/src/cli.js');
-      const code = await run(['release', '-c', sandbox.configPath], {
+      const code = await run(['release', '-c', t.sandbox.configPath], {
         env: {},
         stdout: () => {},
         stderr: () => {},
@@ -162,8 +152,8 @@ describe('concurrency and the state dir', () => {
   });
 
   it('credentials never reach the log', async () => {
-    const result = await runAgent(['takeover', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
+    const result = await runAgent(['takeover', '-c', t.sandbox.configPath], {
+      imds: fakeImds(t.world),
       clock: systemClock,
       env: { AWS_ACCESS_KEY_ID: 'AKIDSECRETCANARY', AWS_SECRET_ACCESS_KEY: 'canary-secret-value' },
     });
@@ -184,46 +174,46 @@ describe('file ownership and unusable files', () => {
     'a run as root keeps state, lock and log files owned by the state dir’s user',
     async () => {
       const { chown } = await import('node:fs/promises');
-      await mkdir(sandbox.stateDir, { recursive: true });
-      await chown(sandbox.stateDir, NOBODY, NOBODY);
-      const logDir = join(sandbox.dir, 'log');
+      await mkdir(t.sandbox.stateDir, { recursive: true });
+      await chown(t.sandbox.stateDir, NOBODY, NOBODY);
+      const logDir = join(t.sandbox.dir, 'log');
       await mkdir(logDir);
       await chown(logDir, NOBODY, NOBODY);
-      await sandbox.writeConfig(defaultConfig(sandbox, { logFile: join(logDir, 'agent.log') }));
+      await t.sandbox.writeConfig(defaultConfig(t.sandbox, { logFile: join(logDir, 'agent.log') }));
       const { run } = await import('../../agent/src/cli.js');
       expect(
-        await run(['release', '-c', sandbox.configPath], {
+        await run(['release', '-c', t.sandbox.configPath], {
           env: {},
           stdout: () => {},
           stderr: () => {},
         }),
       ).toBe(0);
-      expect((await stat(join(sandbox.stateDir, 'state.json'))).uid).toBe(NOBODY);
+      expect((await stat(join(t.sandbox.stateDir, 'state.json'))).uid).toBe(NOBODY);
       expect((await stat(join(logDir, 'agent.log'))).uid).toBe(NOBODY);
     },
   );
 
   it('a log file that cannot be opened does not stop a takeover', async () => {
     // A directory where the log file should be: open fails for any user.
-    const logFile = join(sandbox.dir, 'is-a-directory');
+    const logFile = join(t.sandbox.dir, 'is-a-directory');
     await mkdir(logFile);
-    await sandbox.writeConfig(defaultConfig(sandbox, { logFile }));
+    await t.sandbox.writeConfig(defaultConfig(t.sandbox, { logFile }));
     const { run } = await import('../../agent/src/cli.js');
-    const code = await run(['takeover', '-c', sandbox.configPath], {
+    const code = await run(['takeover', '-c', t.sandbox.configPath], {
       env: { AWS_ACCESS_KEY_ID: 'AKIDTESTONLY', AWS_SECRET_ACCESS_KEY: 'test-secret-only' },
       stdout: () => {},
       stderr: () => {},
-      imds: fakeImds(world),
+      imds: fakeImds(t.world),
       clock: systemClock,
     });
     expect(code).toBe(0);
-    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+    expect(t.world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
   });
 
   it('status says why when the state file cannot be read, and exits 4', async () => {
-    await mkdir(join(sandbox.stateDir, 'state.json'), { recursive: true });
-    const result = await runAgent(['status', '--json', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
+    await mkdir(join(t.sandbox.stateDir, 'state.json'), { recursive: true });
+    const result = await runAgent(['status', '--json', '-c', t.sandbox.configPath], {
+      imds: fakeImds(t.world),
       clock: systemClock,
     });
     expect(result.code).toBe(4);

@@ -4,49 +4,29 @@ import {
   AssociateAddressCommand,
   DescribeAddressesCommand,
 } from '@aws-sdk/client-ec2';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { StateStore } from '../../agent/src/state.js';
 import {
   ALLOCATION_ID,
   defaultConfig,
-  Ec2World,
   ec2Error,
-  fakeImds,
   PEER,
   PUBLIC_IP,
   runAgent,
-  Sandbox,
   THIS_NODE,
+  useAgentFixture,
   VIP,
-  virtualClock,
 } from './harness.js';
 
-let world: Ec2World;
-let sandbox: Sandbox;
-let clock: ReturnType<typeof virtualClock>;
+const t = useAgentFixture();
 
-beforeEach(async () => {
-  world = new Ec2World();
-  sandbox = await Sandbox.create();
-  clock = virtualClock();
-  await sandbox.writeConfig(defaultConfig(sandbox));
-});
-afterEach(async () => {
-  world.mock.restore();
-  await sandbox.remove();
-});
-
-const status = (json = true) =>
-  runAgent(['status', ...(json ? ['--json'] : []), '-c', sandbox.configPath], {
-    imds: fakeImds(world),
-    clock,
-  });
+const status = (json = true) => t.agent(['status', ...(json ? ['--json'] : [])]);
 const record = (state: 'MASTER' | 'BACKUP') =>
-  new StateStore(sandbox.stateDir, clock).recordTransition(state);
+  new StateStore(t.sandbox.stateDir, t.clock).recordTransition(state);
 
 describe('status', () => {
   it('consistent: MASTER holds the address; the JSON has every key of the contract', async () => {
-    await runAgent(['takeover', '-c', sandbox.configPath], { imds: fakeImds(world), clock });
+    await t.agent(['takeover']);
     const result = await status();
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
@@ -84,8 +64,8 @@ describe('status', () => {
 
   it('consistent: BACKUP holds nothing', async () => {
     await record('BACKUP');
-    world.ips.set(VIP, PEER.networkInterfaceId);
-    world.association = { eni: PEER.networkInterfaceId, ip: VIP };
+    t.world.ips.set(VIP, PEER.networkInterfaceId);
+    t.world.association = { eni: PEER.networkInterfaceId, ip: VIP };
     const result = await status();
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);
@@ -96,8 +76,8 @@ describe('status', () => {
 
   it('drift: MASTER but the EIP points at the peer → exit 1 and the problem named', async () => {
     await record('MASTER');
-    world.ips.set(VIP, PEER.networkInterfaceId);
-    world.association = { eni: PEER.networkInterfaceId, ip: VIP };
+    t.world.ips.set(VIP, PEER.networkInterfaceId);
+    t.world.association = { eni: PEER.networkInterfaceId, ip: VIP };
     const result = await status();
     expect(result.code).toBe(1);
     const report = JSON.parse(result.stdout);
@@ -109,8 +89,8 @@ describe('status', () => {
 
   it('drift: BACKUP but still holding the address', async () => {
     await record('BACKUP');
-    world.ips.set(VIP, THIS_NODE.networkInterfaceId);
-    world.association = { eni: THIS_NODE.networkInterfaceId, ip: VIP };
+    t.world.ips.set(VIP, THIS_NODE.networkInterfaceId);
+    t.world.association = { eni: THIS_NODE.networkInterfaceId, ip: VIP };
     const result = await status();
     expect(result.code).toBe(1);
     expect(JSON.parse(result.stdout).problems[0]).toMatch(/this node is BACKUP but .* points here/);
@@ -118,9 +98,9 @@ describe('status', () => {
 
   it('exact comparison: an association to 10.0.0.5 is not the VIP 10.0.0.50', async () => {
     await record('MASTER');
-    world.ips.set(VIP, THIS_NODE.networkInterfaceId);
-    world.ips.set('10.0.0.5', THIS_NODE.networkInterfaceId);
-    world.association = { eni: THIS_NODE.networkInterfaceId, ip: '10.0.0.5' };
+    t.world.ips.set(VIP, THIS_NODE.networkInterfaceId);
+    t.world.ips.set('10.0.0.5', THIS_NODE.networkInterfaceId);
+    t.world.association = { eni: THIS_NODE.networkInterfaceId, ip: '10.0.0.5' };
     const result = await status();
     expect(result.code).toBe(1);
     expect(JSON.parse(result.stdout).addresses[0].heldByThisNode).toBe(false);
@@ -128,13 +108,10 @@ describe('status', () => {
 
   it('unknown: EC2 unreachable → exit 4, still valid JSON naming the problem', async () => {
     await record('MASTER');
-    world.mock
+    t.world.mock
       .on(DescribeAddressesCommand)
       .rejects(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
-    const result = await runAgent(
-      ['status', '--json', '-c', sandbox.configPath, '--deadline', '5'],
-      { imds: fakeImds(world), clock },
-    );
+    const result = await t.agent(['status', '--json', '--deadline', '5']);
     expect(result.code).toBe(4);
     const report = JSON.parse(result.stdout);
     expect(report.consistent).toBe(false);
@@ -153,7 +130,7 @@ describe('status', () => {
         );
       },
     };
-    const result = await runAgent(['status', '-c', sandbox.configPath], { imds, clock });
+    const result = await runAgent(['status', '-c', t.sandbox.configPath], { imds, clock: t.clock });
     expect(result.code).toBe(4);
     expect(result.stdout).toMatch(/state could not be determined: IMDS unreachable/);
   });
@@ -168,7 +145,7 @@ describe('status', () => {
   });
 
   it('the table shows state, where the EIP points, the last takeover and the verdict', async () => {
-    await runAgent(['takeover', '-c', sandbox.configPath], { imds: fakeImds(world), clock });
+    await t.agent(['takeover']);
     const result = await status(false);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^vrrp\s+MASTER since 2026-11-23T03:00:00\.000Z/m);
@@ -182,47 +159,38 @@ describe('status', () => {
   it('status makes no mutating call', async () => {
     await record('MASTER');
     await status();
-    expect(world.mock).not.toHaveReceivedCommand(AssignPrivateIpAddressesCommand);
-    expect(world.mock).not.toHaveReceivedCommand(AssociateAddressCommand);
+    expect(t.world.mock).not.toHaveReceivedCommand(AssignPrivateIpAddressesCommand);
+    expect(t.world.mock).not.toHaveReceivedCommand(AssociateAddressCommand);
   });
 });
 
 describe('check', () => {
   it('permitted: DryRun of AssociateAddress answers DryRunOperation; nothing moves', async () => {
-    const result = await runAgent(['check', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-    });
+    const result = await t.agent(['check']);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^ok\s+imds\s+IMDSv2: i-0aaaaaaaaaaaaaaa1/m);
     expect(result.stdout).toMatch(/^ok\s+permission AssociateAddress\s+DryRun .*permitted/m);
-    expect(world.mock).toHaveReceivedCommandWith(AssociateAddressCommand, {
+    expect(t.world.mock).toHaveReceivedCommandWith(AssociateAddressCommand, {
       DryRun: true,
       AllowReassociation: true,
     });
-    expect(world.association).toBeNull();
+    expect(t.world.association).toBeNull();
   });
 
   it('never sends AssignPrivateIpAddresses: EC2 has no DryRun for it, so a probe would move the VIP', async () => {
-    world.ips.set(VIP, PEER.networkInterfaceId);
-    const result = await runAgent(['check', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-    });
+    t.world.ips.set(VIP, PEER.networkInterfaceId);
+    const result = await t.agent(['check']);
     expect(result.code).toBe(0);
-    expect(world.mock).not.toHaveReceivedCommand(AssignPrivateIpAddressesCommand);
-    expect(world.ips.get(VIP)).toBe(PEER.networkInterfaceId);
+    expect(t.world.mock).not.toHaveReceivedCommand(AssignPrivateIpAddressesCommand);
+    expect(t.world.ips.get(VIP)).toBe(PEER.networkInterfaceId);
     expect(result.stdout).toMatch(
       /^skip\s+permission AssignPrivateIpAddresses\s+not checkable without moving 10\.0\.0\.50: EC2 offers no DryRun/m,
     );
   });
 
   it('UnauthorizedOperation on a DryRun: FAIL naming the action, exit 1', async () => {
-    world.mock.on(AssociateAddressCommand).rejects(ec2Error('UnauthorizedOperation', 403));
-    const result = await runAgent(['check', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-    });
+    t.world.mock.on(AssociateAddressCommand).rejects(ec2Error('UnauthorizedOperation', 403));
+    const result = await t.agent(['check']);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(
       /^FAIL\s+permission AssociateAddress\s+AssociateAddress was refused \(UnauthorizedOperation\)/m,
@@ -230,13 +198,10 @@ describe('check', () => {
   });
 
   it('EC2 unreachable: exit 4', async () => {
-    world.mock
+    t.world.mock
       .on(DescribeAddressesCommand)
       .rejects(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
-    const result = await runAgent(['check', '-c', sandbox.configPath, '--deadline', '5'], {
-      imds: fakeImds(world),
-      clock,
-    });
+    const result = await t.agent(['check', '--deadline', '5']);
     expect(result.code).toBe(4);
     expect(result.stdout).toMatch(/^FAIL\s+ec2/m);
   });
@@ -244,14 +209,14 @@ describe('check', () => {
 
 describe('status in cross-AZ mode (the EIP follows each node’s primary IP)', () => {
   beforeEach(async () => {
-    await sandbox.writeConfig(
-      defaultConfig(sandbox, { addresses: [{ allocationId: ALLOCATION_ID }] }),
+    await t.sandbox.writeConfig(
+      defaultConfig(t.sandbox, { addresses: [{ allocationId: ALLOCATION_ID }] }),
     );
   });
 
   it('a BACKUP whose own primary IP is, naturally, on its own ENI is consistent', async () => {
     await record('BACKUP');
-    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    t.world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
     const result = await status();
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ consistent: true, problems: [] });
@@ -259,7 +224,7 @@ describe('status in cross-AZ mode (the EIP follows each node’s primary IP)', (
 
   it('a BACKUP the EIP still points at is drift', async () => {
     await record('BACKUP');
-    world.association = { eni: THIS_NODE.networkInterfaceId, ip: THIS_NODE.primaryPrivateIp };
+    t.world.association = { eni: THIS_NODE.networkInterfaceId, ip: THIS_NODE.primaryPrivateIp };
     const result = await status();
     expect(result.code).toBe(1);
     expect(JSON.parse(result.stdout).problems[0]).toMatch(/this node is BACKUP but .* points here/);
@@ -267,7 +232,7 @@ describe('status in cross-AZ mode (the EIP follows each node’s primary IP)', (
 
   it('a MASTER the EIP points at, on its primary IP, is consistent', async () => {
     await record('MASTER');
-    world.association = { eni: THIS_NODE.networkInterfaceId, ip: THIS_NODE.primaryPrivateIp };
+    t.world.association = { eni: THIS_NODE.networkInterfaceId, ip: THIS_NODE.primaryPrivateIp };
     const result = await status();
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout).addresses[0]).toMatchObject({

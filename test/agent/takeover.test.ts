@@ -6,42 +6,24 @@ import {
   AssociateAddressCommand,
   DescribeAddressesCommand,
 } from '@aws-sdk/client-ec2';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { StateStore } from '../../agent/src/state.js';
 import {
   ALLOCATION_ID,
   defaultConfig,
-  Ec2World,
   ec2Error,
-  fakeImds,
   PEER,
-  runAgent,
-  Sandbox,
   THIS_NODE,
+  useAgentFixture,
   VIP,
-  virtualClock,
 } from './harness.js';
 
-let world: Ec2World;
-let sandbox: Sandbox;
-let clock: ReturnType<typeof virtualClock>;
+const t = useAgentFixture();
 
-beforeEach(async () => {
-  world = new Ec2World();
-  sandbox = await Sandbox.create();
-  clock = virtualClock();
-  await sandbox.writeConfig(defaultConfig(sandbox));
-});
-afterEach(async () => {
-  world.mock.restore();
-  await sandbox.remove();
-});
-
-const takeover = (extra: string[] = []) =>
-  runAgent(['takeover', '-c', sandbox.configPath, ...extra], { imds: fakeImds(world), clock });
+const takeover = (extra: string[] = []) => t.agent(['takeover', ...extra]);
 
 async function readState() {
-  return JSON.parse(await readFile(join(sandbox.stateDir, 'state.json'), 'utf8'));
+  return JSON.parse(await readFile(join(t.sandbox.stateDir, 'state.json'), 'utf8'));
 }
 
 describe('takeover', () => {
@@ -51,83 +33,83 @@ describe('takeover', () => {
     const result = await takeover();
     // THEN both mutating calls carry the allow flags and the result is verified
     expect(result.code).toBe(0);
-    expect(world.mock).toHaveReceivedCommandWith(AssignPrivateIpAddressesCommand, {
+    expect(t.world.mock).toHaveReceivedCommandWith(AssignPrivateIpAddressesCommand, {
       NetworkInterfaceId: THIS_NODE.networkInterfaceId,
       PrivateIpAddresses: [VIP],
       AllowReassignment: true,
     });
-    expect(world.mock).toHaveReceivedCommandWith(AssociateAddressCommand, {
+    expect(t.world.mock).toHaveReceivedCommandWith(AssociateAddressCommand, {
       AllocationId: ALLOCATION_ID,
       NetworkInterfaceId: THIS_NODE.networkInterfaceId,
       PrivateIpAddress: VIP,
       AllowReassociation: true,
     });
-    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+    expect(t.world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
     const state = await readState();
     expect(state.vrrpState).toBe('MASTER');
     expect(state.lastTakeover.outcome).toBe('verified');
   });
 
   it('already held: sends no mutating call and reports noop', async () => {
-    world.ips.set(VIP, THIS_NODE.networkInterfaceId);
-    world.association = { eni: THIS_NODE.networkInterfaceId, ip: VIP };
+    t.world.ips.set(VIP, THIS_NODE.networkInterfaceId);
+    t.world.association = { eni: THIS_NODE.networkInterfaceId, ip: VIP };
     const result = await takeover();
     expect(result.code).toBe(0);
-    expect(world.mutatingCalls()).toEqual([]);
+    expect(t.world.mutatingCalls()).toEqual([]);
     expect((await readState()).lastTakeover.outcome).toBe('noop');
   });
 
   it('EIP on the peer with the VIP: the assignment moves both, so no redundant AssociateAddress', async () => {
-    world.ips.set(VIP, PEER.networkInterfaceId);
-    world.association = { eni: PEER.networkInterfaceId, ip: VIP };
+    t.world.ips.set(VIP, PEER.networkInterfaceId);
+    t.world.association = { eni: PEER.networkInterfaceId, ip: VIP };
     const result = await takeover();
     expect(result.code).toBe(0);
-    expect(world.mutatingCalls()).toEqual(['AssignPrivateIpAddressesCommand']);
-    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+    expect(t.world.mutatingCalls()).toEqual(['AssignPrivateIpAddressesCommand']);
+    expect(t.world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
   });
 
   it("EIP on the peer's primary IP: assigns the VIP here, then re-points the EIP", async () => {
-    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    t.world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
     const result = await takeover();
     expect(result.code).toBe(0);
-    expect(world.mutatingCalls()).toEqual([
+    expect(t.world.mutatingCalls()).toEqual([
       'AssignPrivateIpAddressesCommand',
       'AssociateAddressCommand',
     ]);
-    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+    expect(t.world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
   });
 
   it('private IP on the peer, EIP unassociated: moves the IP and associates', async () => {
-    world.ips.set(VIP, PEER.networkInterfaceId);
+    t.world.ips.set(VIP, PEER.networkInterfaceId);
     const result = await takeover();
     expect(result.code).toBe(0);
-    expect(world.ips.get(VIP)).toBe(THIS_NODE.networkInterfaceId);
-    expect(world.mutatingCalls()).toEqual([
+    expect(t.world.ips.get(VIP)).toBe(THIS_NODE.networkInterfaceId);
+    expect(t.world.mutatingCalls()).toEqual([
       'AssignPrivateIpAddressesCommand',
       'AssociateAddressCommand',
     ]);
   });
 
   it('VIP already here but the EIP elsewhere: only AssociateAddress', async () => {
-    world.ips.set(VIP, THIS_NODE.networkInterfaceId);
-    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    t.world.ips.set(VIP, THIS_NODE.networkInterfaceId);
+    t.world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
     const result = await takeover();
     expect(result.code).toBe(0);
-    expect(world.mutatingCalls()).toEqual(['AssociateAddressCommand']);
+    expect(t.world.mutatingCalls()).toEqual(['AssociateAddressCommand']);
   });
 
   it('throttled twice, then succeeds: retried with backoff within the deadline', async () => {
-    world.mock
+    t.world.mock
       .on(AssociateAddressCommand)
       .rejectsOnce(ec2Error('RequestLimitExceeded', 503))
       .rejectsOnce(ec2Error('RequestLimitExceeded', 503))
       .callsFake((input) => {
-        world.association = { eni: input.NetworkInterfaceId, ip: input.PrivateIpAddress };
+        t.world.association = { eni: input.NetworkInterfaceId, ip: input.PrivateIpAddress };
         return {};
       });
     const result = await takeover();
     expect(result.code).toBe(0);
-    expect(world.mock).toHaveReceivedCommandTimes(AssociateAddressCommand, 3);
+    expect(t.world.mock).toHaveReceivedCommandTimes(AssociateAddressCommand, 3);
     const retries = result.logs.filter((l) => l.msg === 'ec2 call will be retried');
     expect(retries).toHaveLength(2);
     expect(retries[0]).toMatchObject({
@@ -138,21 +120,21 @@ describe('takeover', () => {
   });
 
   it('5xx from EC2 is retried like throttling', async () => {
-    world.mock
+    t.world.mock
       .on(AssignPrivateIpAddressesCommand)
       .rejectsOnce(ec2Error('InternalError', 500))
       .callsFake((input) => {
-        world.ips.set(input.PrivateIpAddresses[0], input.NetworkInterfaceId);
+        t.world.ips.set(input.PrivateIpAddresses[0], input.NetworkInterfaceId);
         return {};
       });
     const result = await takeover();
     expect(result.code).toBe(0);
-    expect(world.mock).toHaveReceivedCommandTimes(AssignPrivateIpAddressesCommand, 2);
+    expect(t.world.mock).toHaveReceivedCommandTimes(AssignPrivateIpAddressesCommand, 2);
   });
 
   it('verification polls while DescribeAddresses still shows the old association, then converges', async () => {
-    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
-    world.lagAfterAssociate(3);
+    t.world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    t.world.lagAfterAssociate(3);
     const result = await takeover();
     expect(result.code).toBe(0);
     const polls = result.logs.filter((l) => l.msg === 'not yet visible; polling');
@@ -161,60 +143,62 @@ describe('takeover', () => {
   });
 
   it('never converges: exit 1 once the deadline passes, not before and not much after', async () => {
-    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
-    world.lagAfterAssociate(Number.MAX_SAFE_INTEGER);
+    t.world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    t.world.lagAfterAssociate(Number.MAX_SAFE_INTEGER);
     const result = await takeover(['--deadline', '10']);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/takeover failed: not verified within the 10 s deadline/);
-    expect(clock.elapsed()).toBeLessThanOrEqual(10_000);
-    expect(clock.elapsed()).toBeGreaterThan(8_000);
+    expect(t.clock.elapsed()).toBeLessThanOrEqual(10_000);
+    expect(t.clock.elapsed()).toBeGreaterThan(8_000);
     expect((await readState()).lastTakeover.outcome).toBe('failed');
   });
 
   it('state flips to BACKUP mid-takeover: exit 3 and no further mutating call', async () => {
-    const store = new StateStore(sandbox.stateDir, clock);
-    world.onAssign = async () => {
+    const store = new StateStore(t.sandbox.stateDir, t.clock);
+    t.world.onAssign = async () => {
       await store.recordTransition('BACKUP');
     };
     const result = await takeover();
     expect(result.code).toBe(3);
-    expect(world.mutatingCalls()).toEqual(['AssignPrivateIpAddressesCommand']);
-    expect(world.mock).not.toHaveReceivedCommand(AssociateAddressCommand);
+    expect(t.world.mutatingCalls()).toEqual(['AssignPrivateIpAddressesCommand']);
+    expect(t.world.mock).not.toHaveReceivedCommand(AssociateAddressCommand);
     expect((await readState()).vrrpState).toBe('BACKUP');
     expect((await readState()).lastTakeover.outcome).toBe('superseded');
   });
 
   it('UnauthorizedOperation: no retry, one clear line naming the fix', async () => {
-    world.mock
+    t.world.mock
       .on(AssignPrivateIpAddressesCommand)
       .rejects(ec2Error('UnauthorizedOperation', 403, 'You are not authorized'));
     const result = await takeover();
     expect(result.code).toBe(1);
-    expect(world.mock).toHaveReceivedCommandTimes(AssignPrivateIpAddressesCommand, 1);
-    expect(world.mock).not.toHaveReceivedCommand(AssociateAddressCommand);
+    expect(t.world.mock).toHaveReceivedCommandTimes(AssignPrivateIpAddressesCommand, 1);
+    expect(t.world.mock).not.toHaveReceivedCommand(AssociateAddressCommand);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(/UnauthorizedOperation.*instance profile.*eip-failover check/);
   });
 
   it('InvalidAllocationID.NotFound: no retry, exit 1, message points at the config', async () => {
-    world.mock.on(DescribeAddressesCommand).rejects(ec2Error('InvalidAllocationID.NotFound', 400));
+    t.world.mock
+      .on(DescribeAddressesCommand)
+      .rejects(ec2Error('InvalidAllocationID.NotFound', 400));
     const result = await takeover();
     expect(result.code).toBe(1);
-    expect(world.mock).toHaveReceivedCommandTimes(DescribeAddressesCommand, 1);
+    expect(t.world.mock).toHaveReceivedCommandTimes(DescribeAddressesCommand, 1);
     expect(result.stderr).toMatch(/InvalidAllocationID\.NotFound.*allocationId and region/);
   });
 
   it('throttled past the deadline: gives up in time with exit 1', async () => {
-    world.mock.on(DescribeAddressesCommand).rejects(ec2Error('RequestLimitExceeded', 503));
+    t.world.mock.on(DescribeAddressesCommand).rejects(ec2Error('RequestLimitExceeded', 503));
     const result = await takeover(['--deadline', '5']);
     expect(result.code).toBe(1);
-    expect(clock.elapsed()).toBeLessThanOrEqual(5_000);
+    expect(t.clock.elapsed()).toBeLessThanOrEqual(5_000);
     expect(result.stderr).toMatch(/RequestLimitExceeded/);
   });
 
   it('a VIP outside this subnet fails with a message pointing at cross-az mode', async () => {
-    await sandbox.writeConfig(
-      defaultConfig(sandbox, {
+    await t.sandbox.writeConfig(
+      defaultConfig(t.sandbox, {
         addresses: [{ allocationId: ALLOCATION_ID, privateIp: '10.0.1.50' }],
       }),
     );
@@ -223,18 +207,18 @@ describe('takeover', () => {
     expect(result.stderr).toMatch(
       /10\.0\.1\.50 is outside this node's subnet 10\.0\.0\.0\/24.*cross-az/,
     );
-    expect(world.mutatingCalls()).toEqual([]);
+    expect(t.world.mutatingCalls()).toEqual([]);
   });
 
   it('cross-AZ mode (no private IP): associates with the primary private IP and assigns nothing', async () => {
-    await sandbox.writeConfig(
-      defaultConfig(sandbox, { addresses: [{ allocationId: ALLOCATION_ID }] }),
+    await t.sandbox.writeConfig(
+      defaultConfig(t.sandbox, { addresses: [{ allocationId: ALLOCATION_ID }] }),
     );
-    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    t.world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
     const result = await takeover();
     expect(result.code).toBe(0);
-    expect(world.mock).not.toHaveReceivedCommand(AssignPrivateIpAddressesCommand);
-    expect(world.mock).toHaveReceivedCommandWith(AssociateAddressCommand, {
+    expect(t.world.mock).not.toHaveReceivedCommand(AssignPrivateIpAddressesCommand);
+    expect(t.world.mock).toHaveReceivedCommandWith(AssociateAddressCommand, {
       NetworkInterfaceId: THIS_NODE.networkInterfaceId,
       PrivateIpAddress: THIS_NODE.primaryPrivateIp,
       AllowReassociation: true,
@@ -242,16 +226,16 @@ describe('takeover', () => {
   });
 
   it('--dry-run prints the plan and makes no mutating call or state change', async () => {
-    world.association = { eni: PEER.networkInterfaceId, ip: VIP };
-    world.ips.set(VIP, PEER.networkInterfaceId);
+    t.world.association = { eni: PEER.networkInterfaceId, ip: VIP };
+    t.world.ips.set(VIP, PEER.networkInterfaceId);
     const result = await takeover(['--dry-run']);
     expect(result.code).toBe(0);
-    expect(world.mutatingCalls()).toEqual([]);
+    expect(t.world.mutatingCalls()).toEqual([]);
     expect(result.stdout).toMatch(
       /would call AssignPrivateIpAddresses NetworkInterfaceId=eni-0aaaaaaaaaaaaaaa1 PrivateIpAddresses=10\.0\.0\.50 AllowReassignment=true/,
     );
     expect(result.stdout).toMatch(/would call AssociateAddress .*AllowReassociation=true/);
-    await expect(readFile(join(sandbox.stateDir, 'state.json'))).rejects.toThrow(/ENOENT/);
+    await expect(readFile(join(t.sandbox.stateDir, 'state.json'))).rejects.toThrow(/ENOENT/);
   });
 
   it('every log line of a takeover carries one failover id, and steps carry durations', async () => {
@@ -270,69 +254,48 @@ describe('takeover', () => {
 
 describe('release, notify, reconcile', () => {
   it('release records the state and never calls EC2', async () => {
-    const result = await runAgent(['release', 'FAULT', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-    });
+    const result = await t.agent(['release', 'FAULT']);
     expect(result.code).toBe(0);
-    expect(world.mock.calls()).toHaveLength(0);
+    expect(t.world.mock.calls()).toHaveLength(0);
     expect((await readState()).vrrpState).toBe('FAULT');
   });
 
   it('release rejects a state keepalived never sends', async () => {
-    const result = await runAgent(['release', 'MASTER', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-    });
+    const result = await t.agent(['release', 'MASTER']);
     expect(result.code).toBe(2);
   });
 
   it('notify INSTANCE VI_1 MASTER 150 takes over; BACKUP releases', async () => {
-    const master = await runAgent(
-      ['notify', 'INSTANCE', 'VI_1', 'MASTER', '150', '-c', sandbox.configPath],
-      { imds: fakeImds(world), clock },
-    );
+    const master = await t.agent(['notify', 'INSTANCE', 'VI_1', 'MASTER', '150']);
     expect(master.code).toBe(0);
-    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
-    world.mock.resetHistory();
-    const backup = await runAgent(
-      ['notify', 'INSTANCE', 'VI_1', 'BACKUP', '100', '-c', sandbox.configPath],
-      { imds: fakeImds(world), clock },
-    );
+    expect(t.world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+    t.world.mock.resetHistory();
+    const backup = await t.agent(['notify', 'INSTANCE', 'VI_1', 'BACKUP', '100']);
     expect(backup.code).toBe(0);
-    expect(world.mock.calls()).toHaveLength(0);
+    expect(t.world.mock.calls()).toHaveLength(0);
     expect((await readState()).vrrpState).toBe('BACKUP');
   });
 
   it('notify with arguments keepalived never sends exits 2', async () => {
-    const result = await runAgent(
-      ['notify', 'INSTANCE', 'VI_1', 'LEADER', '-c', sandbox.configPath],
-      { imds: fakeImds(world), clock },
-    );
+    const result = await t.agent(['notify', 'INSTANCE', 'VI_1', 'LEADER']);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/notify expects TYPE NAME STATE/);
   });
 
   it('reconcile on a BACKUP node does nothing', async () => {
-    await new StateStore(sandbox.stateDir, clock).recordTransition('BACKUP');
-    const result = await runAgent(['reconcile', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-    });
+    await new StateStore(t.sandbox.stateDir, t.clock).recordTransition('BACKUP');
+    const result = await t.agent(['reconcile']);
     expect(result.code).toBe(0);
-    expect(world.mock.calls()).toHaveLength(0);
+    expect(t.world.mock.calls()).toHaveLength(0);
   });
 
   it('reconcile on a MASTER that lost the EIP (a manual move) takes it back', async () => {
     await takeover();
-    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
-    world.mock.resetHistory();
-    const result = await runAgent(['reconcile', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-    });
+    t.world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    t.world.mock.resetHistory();
+    const result = await t.agent(['reconcile']);
     expect(result.code).toBe(0);
-    expect(world.mutatingCalls()).toEqual(['AssociateAddressCommand']);
+    expect(t.world.mutatingCalls()).toEqual(['AssociateAddressCommand']);
     expect((await readState()).lastTakeover).toMatchObject({
       command: 'reconcile',
       outcome: 'verified',
@@ -342,13 +305,10 @@ describe('release, notify, reconcile', () => {
   it('reconcile on a MASTER that holds everything sends no mutating call and keeps the last takeover record', async () => {
     await takeover();
     const before = (await readState()).lastTakeover;
-    world.mock.resetHistory();
-    const result = await runAgent(['reconcile', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-    });
+    t.world.mock.resetHistory();
+    const result = await t.agent(['reconcile']);
     expect(result.code).toBe(0);
-    expect(world.mutatingCalls()).toEqual([]);
+    expect(t.world.mutatingCalls()).toEqual([]);
     expect((await readState()).lastTakeover).toEqual(before);
   });
 });
@@ -357,35 +317,21 @@ describe('stale transitions (hooks that reach the state dir out of keepalived or
   const boot = 'b00t-1d';
   it('a MASTER hook forked before an already recorded BACKUP hook does not act', async () => {
     // GIVEN keepalived went MASTER then BACKUP, and the BACKUP hook (forked later) recorded first
-    const backup = await runAgent(['release', 'BACKUP', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
+    const backup = await t.agent(['release', 'BACKUP'], {
       origin: { bootId: boot, startTicks: 200 },
     });
     expect(backup.code).toBe(0);
     // WHEN the earlier MASTER hook arrives
-    const master = await runAgent(['takeover', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-      origin: { bootId: boot, startTicks: 150 },
-    });
+    const master = await t.agent(['takeover'], { origin: { bootId: boot, startTicks: 150 } });
     // THEN it is superseded without any EC2 call, and the state stays BACKUP
     expect(master.code).toBe(3);
-    expect(world.mock.calls()).toHaveLength(0);
+    expect(t.world.mock.calls()).toHaveLength(0);
     expect((await readState()).vrrpState).toBe('BACKUP');
   });
 
   it('a stale BACKUP hook does not overwrite a later MASTER', async () => {
-    await runAgent(['takeover', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-      origin: { bootId: boot, startTicks: 300 },
-    });
-    const stale = await runAgent(['release', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-      origin: { bootId: boot, startTicks: 299 },
-    });
+    await t.agent(['takeover'], { origin: { bootId: boot, startTicks: 300 } });
+    const stale = await t.agent(['release'], { origin: { bootId: boot, startTicks: 299 } });
     expect(stale.code).toBe(0);
     expect(
       stale.logs.some((l) => l.msg === 'stale transition: a later one is already recorded'),
@@ -394,16 +340,8 @@ describe('stale transitions (hooks that reach the state dir out of keepalived or
   });
 
   it('origins from another boot are not compared (the state dir may outlive a reboot)', async () => {
-    await runAgent(['release', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-      origin: { bootId: 'old-boot', startTicks: 900_000 },
-    });
-    const master = await runAgent(['takeover', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-      origin: { bootId: boot, startTicks: 10 },
-    });
+    await t.agent(['release'], { origin: { bootId: 'old-boot', startTicks: 900_000 } });
+    const master = await t.agent(['takeover'], { origin: { bootId: boot, startTicks: 10 } });
     expect(master.code).toBe(0);
   });
 
@@ -421,19 +359,12 @@ describe('a MASTER recorded by a keepalived that has since died', () => {
   it('reconcile does not act on it: the address stays with the node that leads now', async () => {
     const { currentOrigin } = await import('../../agent/src/origin.js');
     const bootId = currentOrigin()?.bootId ?? '';
-    await runAgent(['takeover', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-      origin: { ...crashed, bootId },
-    });
-    world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
-    world.mock.resetHistory();
-    const result = await runAgent(['reconcile', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-    });
+    await t.agent(['takeover'], { origin: { ...crashed, bootId } });
+    t.world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+    t.world.mock.resetHistory();
+    const result = await t.agent(['reconcile']);
     expect(result.code).toBe(0);
-    expect(world.mock.calls()).toHaveLength(0);
+    expect(t.world.mock.calls()).toHaveLength(0);
     expect(
       result.logs.find((l) => l.msg === 'recorded MASTER is stale: not reconciling')?.reason,
     ).toMatch(/keepalived process that reported it \(pid 4194311\) is no longer running/);
@@ -443,7 +374,7 @@ describe('a MASTER recorded by a keepalived that has since died', () => {
     // A process whose command name is keepalived: a copy of sleep, named so.
     const { copyFile, readFile: read } = await import('node:fs/promises');
     const { spawn } = await import('node:child_process');
-    const fake = join(sandbox.dir, 'keepalived');
+    const fake = join(t.sandbox.dir, 'keepalived');
     await copyFile('/bin/sleep', fake);
     const { chmod } = await import('node:fs/promises');
     await chmod(fake, 0o755);
@@ -457,30 +388,20 @@ describe('a MASTER recorded by a keepalived that has since died', () => {
         startTicks: 100,
         keepalived: { pid: child.pid as number, startTicks },
       };
-      await runAgent(['takeover', '-c', sandbox.configPath], {
-        imds: fakeImds(world),
-        clock,
-        origin,
-      });
-      world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
-      world.mock.resetHistory();
-      const whileAlive = await runAgent(['reconcile', '-c', sandbox.configPath], {
-        imds: fakeImds(world),
-        clock,
-      });
+      await t.agent(['takeover'], { origin });
+      t.world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+      t.world.mock.resetHistory();
+      const whileAlive = await t.agent(['reconcile']);
       expect(whileAlive.code).toBe(0);
-      expect(world.mutatingCalls()).toEqual(['AssociateAddressCommand']);
+      expect(t.world.mutatingCalls()).toEqual(['AssociateAddressCommand']);
 
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
-      world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
-      world.mock.resetHistory();
-      const afterKill = await runAgent(['reconcile', '-c', sandbox.configPath], {
-        imds: fakeImds(world),
-        clock,
-      });
+      t.world.association = { eni: PEER.networkInterfaceId, ip: PEER.primaryPrivateIp };
+      t.world.mock.resetHistory();
+      const afterKill = await t.agent(['reconcile']);
       expect(afterKill.code).toBe(0);
-      expect(world.mutatingCalls()).toEqual([]);
+      expect(t.world.mutatingCalls()).toEqual([]);
     } finally {
       child.kill('SIGKILL');
     }
@@ -489,15 +410,8 @@ describe('a MASTER recorded by a keepalived that has since died', () => {
   it('status names the stale state', async () => {
     const { currentOrigin } = await import('../../agent/src/origin.js');
     const bootId = currentOrigin()?.bootId ?? '';
-    await runAgent(['takeover', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-      origin: { ...crashed, bootId },
-    });
-    const result = await runAgent(['status', '--json', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-    });
+    await t.agent(['takeover'], { origin: { ...crashed, bootId } });
+    const result = await t.agent(['status', '--json']);
     expect(JSON.parse(result.stdout).problems).toContain(
       'the recorded MASTER state is stale: the keepalived process that reported it (pid 4194311) is no longer running; check keepalived',
     );
@@ -513,58 +427,49 @@ describe('a MASTER recorded by a keepalived that has since died', () => {
 
 describe('reclaimFromPeer: no ping-pong in a VRRP partition', () => {
   const lowerPriorityNode = () =>
-    sandbox.writeConfig(defaultConfig(sandbox, { reclaimFromPeer: false }));
+    t.sandbox.writeConfig(defaultConfig(t.sandbox, { reclaimFromPeer: false }));
 
   it('the lower-priority node’s reconcile leaves an address the peer moved after its verified takeover', async () => {
     await lowerPriorityNode();
     expect((await takeover()).code).toBe(0);
     // The other node (also MASTER, on its side of the partition) moved it away.
-    world.ips.set(VIP, PEER.networkInterfaceId);
-    world.association = { eni: PEER.networkInterfaceId, ip: VIP };
-    world.mock.resetHistory();
-    const result = await runAgent(['reconcile', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-    });
+    t.world.ips.set(VIP, PEER.networkInterfaceId);
+    t.world.association = { eni: PEER.networkInterfaceId, ip: VIP };
+    t.world.mock.resetHistory();
+    const result = await t.agent(['reconcile']);
     expect(result.code).toBe(0);
-    expect(world.mutatingCalls()).toEqual([]);
+    expect(t.world.mutatingCalls()).toEqual([]);
     expect(result.logs.some((l) => l.outcome === 'deferred')).toBe(true);
     // ...and status on it says so.
-    const status = await runAgent(['status', '--json', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-    });
+    const status = await t.agent(['status', '--json']);
     expect(status.code).toBe(1);
   });
 
   it('the same node still repairs its own failed takeover', async () => {
     await lowerPriorityNode();
-    world.mock.on(AssociateAddressCommand).rejectsOnce(ec2Error('UnauthorizedOperation', 403));
+    t.world.mock.on(AssociateAddressCommand).rejectsOnce(ec2Error('UnauthorizedOperation', 403));
     expect((await takeover()).code).toBe(1);
-    world.mock.on(AssociateAddressCommand).callsFake((input) => {
-      world.association = { eni: input.NetworkInterfaceId, ip: input.PrivateIpAddress };
+    t.world.mock.on(AssociateAddressCommand).callsFake((input) => {
+      t.world.association = { eni: input.NetworkInterfaceId, ip: input.PrivateIpAddress };
       return {};
     });
-    const result = await runAgent(['reconcile', '-c', sandbox.configPath], {
-      imds: fakeImds(world),
-      clock,
-    });
+    const result = await t.agent(['reconcile']);
     expect(result.code).toBe(0);
-    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+    expect(t.world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
   });
 
   it('a new MASTER transition always acts, whatever reclaimFromPeer says', async () => {
     await lowerPriorityNode();
     await takeover();
-    world.ips.set(VIP, PEER.networkInterfaceId);
-    world.association = { eni: PEER.networkInterfaceId, ip: VIP };
+    t.world.ips.set(VIP, PEER.networkInterfaceId);
+    t.world.association = { eni: PEER.networkInterfaceId, ip: VIP };
     const again = await takeover();
     expect(again.code).toBe(0);
-    expect(world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
+    expect(t.world.association).toEqual({ eni: THIS_NODE.networkInterfaceId, ip: VIP });
   });
 
   it('reclaimFromPeer must be a boolean', async () => {
-    await sandbox.writeConfig(defaultConfig(sandbox, { reclaimFromPeer: 'no' }));
+    await t.sandbox.writeConfig(defaultConfig(t.sandbox, { reclaimFromPeer: 'no' }));
     const result = await takeover();
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/"reclaimFromPeer" .* must be true or false, not "no"/);

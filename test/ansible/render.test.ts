@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONFIG_KEYS } from '../../agent/src/config.js';
 import {
   configTest,
   hostInterface,
@@ -19,15 +20,8 @@ import {
 // The role's config tasks, run by ansible-playbook with a local connection, render both nodes of a
 // sample outputs file into a temp directory: what keepalived and the agent would read on the pair.
 
-const AGENT_KEYS = [
-  'addresses',
-  'interface',
-  'region',
-  'deadlineSeconds',
-  'stateDir',
-  'logFile',
-  'reclaimFromPeer',
-];
+/** The keys the agent accepts: rendering anything else would stop every hook with exit 2. */
+const AGENT_KEYS = [...CONFIG_KEYS];
 const NODES = ['primary', 'secondary'] as const;
 
 /** What every node directory holds, relative to it (the role writes nothing else). */
