@@ -80,14 +80,23 @@ export class KeepalivedEipPairStack extends Stack {
         vpcCidrBlock: existing.vpcCidr,
         availabilityZones: [...new Set(chosen.map((s) => s.availabilityZone))],
       });
-      subnets = chosen.map((s, i) =>
-        ec2.Subnet.fromSubnetAttributes(this, `Subnet${i + 1}`, {
+      subnets = chosen.map((s, i) => {
+        const subnet = ec2.Subnet.fromSubnetAttributes(this, `Subnet${i + 1}`, {
           subnetId: s.subnetId,
           ipv4CidrBlock: s.cidr,
           availabilityZone: s.availabilityZone,
           ...(s.routeTableId !== undefined ? { routeTableId: s.routeTableId } : {}),
-        }),
-      );
+        });
+        if (s.routeTableId === undefined) {
+          Validations.of(subnet).acknowledge({
+            id: 'Annotation::@aws-cdk/aws-ec2:noSubnetRouteTableId',
+            reason:
+              'The pair adds no routes and its interface endpoints need none; the route table id ' +
+              'is optional in existingVpc for that reason.',
+          });
+        }
+        return subnet;
+      });
     } else {
       const newVpc = new ec2.Vpc(this, 'Vpc', {
         ipAddresses: ec2.IpAddresses.cidr(props.vpcCidr ?? '10.0.0.0/16'),
