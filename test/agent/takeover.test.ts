@@ -252,6 +252,25 @@ describe('takeover', () => {
   });
 });
 
+describe('IMDS down', () => {
+  it('takeover exits 1 with one line naming IMDS and the fix, and sends nothing to EC2', async () => {
+    const { ImdsClient } = await import('../../agent/src/imds.js');
+    // A loopback port nothing listens on: connection refused, as when IMDS is disabled.
+    const imds = new ImdsClient({
+      endpoint: 'http://127.0.0.1:9',
+      timeoutMs: 200,
+      sleep: async () => {},
+    });
+    const result = await t.agent(['takeover'], { imds });
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(
+      /takeover failed: IMDS unreachable at http:\/\/127\.0\.0\.1:9 \(ECONNREFUSED\).*hop limit/,
+    );
+    expect(t.world.mock.calls()).toHaveLength(0);
+  });
+});
+
 describe('release, notify, reconcile', () => {
   it('release records the state and never calls EC2', async () => {
     const result = await t.agent(['release', 'FAULT']);
