@@ -6,6 +6,8 @@
  *
  * scripts/drill.sh installs what is missing first, then runs this file.
  */
+
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { WorldMode } from '../support/world.js';
@@ -108,7 +110,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     if (interrupted) return;
     interrupted = true;
     process.stderr.write(`\ndrill: ${signal}: cleaning up namespaces and processes\n`);
-    void (current?.teardown() ?? destroyTopology()).finally(() => process.exit(130));
+    void (current?.teardown() ?? destroyTopology())
+      .then(() => rm(WORK_DIR, { recursive: true, force: true }))
+      .finally(() => process.exit(130));
   });
 }
 
@@ -118,10 +122,15 @@ try {
   if (process.getuid?.() !== 0) throw new Error('run as root: sudo npm run drill');
   for (const mode of modes) await runMode(mode, results);
 } catch (err) {
-  process.stderr.write(`drill: ${(err as Error).message}\n`);
+  if (!interrupted) process.stderr.write(`drill: ${(err as Error).message}\n`);
   await destroyTopology();
   process.exitCode = 1;
 }
+if (interrupted) {
+  // The signal handler tears down and exits 130; an interrupted drill reports no totals.
+  await new Promise(() => {});
+}
+await rm(WORK_DIR, { recursive: true, force: true });
 if (values.json) {
   process.stdout.write(
     `${JSON.stringify({ results, durationMs: Date.now() - started }, null, 2)}\n`,

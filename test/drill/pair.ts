@@ -457,6 +457,7 @@ export class DrillPair {
     await this.procs.stopAll();
     await this.emulator.stop();
     await destroyTopology();
+    await rm(this.dir, { recursive: true, force: true });
   }
 
   async inNode(node: DrillNode, ...command: string[]): Promise<string> {
