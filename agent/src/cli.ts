@@ -410,7 +410,9 @@ async function doStatus(deps: RunDeps, opts: CommonOptions, json: boolean): Prom
     p.close();
   }
   deps.stdout(
-    json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report, new Date(p.clock.now())),
+    json
+      ? `${JSON.stringify(report, null, 2)}\n`
+      : renderStatus(report, new Date(p.clock.now()), code === EXIT.undetermined),
   );
   return code;
 }

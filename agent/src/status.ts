@@ -198,7 +198,7 @@ function describeAssociation(a: {
 }
 
 /** The human view: what an operator needs in one look during an incident. */
-export function renderStatus(report: StatusReport, now: Date): string {
+export function renderStatus(report: StatusReport, now: Date, undetermined = false): string {
   const lines: string[] = [];
   const node = report.node;
   const since = node.vrrpStateSince
@@ -222,20 +222,26 @@ export function renderStatus(report: StatusReport, now: Date): string {
   ];
   const widths =
     rows[0]?.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length))) ?? [];
-  for (const row of rows)
-    lines.push(
-      row
-        .map((cell, col) => cell.padEnd(widths[col] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    );
-  if (report.addresses.length === 0) lines.push('(no address data)');
+  if (report.addresses.length === 0) {
+    lines.push('addresses unknown: EC2 was not asked or did not answer (see below)');
+  } else {
+    for (const row of rows) {
+      lines.push(
+        row
+          .map((cell, col) => cell.padEnd(widths[col] ?? 0))
+          .join('  ')
+          .trimEnd(),
+      );
+    }
+  }
   lines.push('');
   const last = report.lastTakeover;
   lines.push(
     `last      ${last ? `${last.outcome} in ${last.durationMs} ms, finished ${last.finishedAt} (${ago(last.finishedAt, now)})` : 'no takeover recorded'}`,
   );
-  lines.push(`verdict   ${report.consistent ? 'CONSISTENT' : 'DRIFT'}`);
+  // UNKNOWN is not DRIFT: nothing says the address is wrong, only that it could not be seen.
+  const verdict = undetermined ? 'UNKNOWN' : report.consistent ? 'CONSISTENT' : 'DRIFT';
+  lines.push(`verdict   ${verdict}`);
   for (const problem of report.problems) lines.push(`  ! ${problem}`);
   return `${lines.join('\n')}\n`;
 }

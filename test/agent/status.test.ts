@@ -132,6 +132,8 @@ describe('status', () => {
     };
     const result = await runAgent(['status', '-c', t.sandbox.configPath], { imds, clock: t.clock });
     expect(result.code).toBe(4);
+    expect(result.stdout).toMatch(/^verdict\s+UNKNOWN$/m);
+    expect(result.stdout).not.toMatch(/DRIFT/);
     expect(result.stdout).toMatch(/state could not be determined: IMDS unreachable/);
   });
 
