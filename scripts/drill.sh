@@ -10,8 +10,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 bash scripts/install-system-deps.sh
 if [ ! -x node_modules/.bin/tsx ]; then
-  echo "drill: installing node_modules (npm ci)"
-  npm ci --no-audit --no-fund >/dev/null
+  echo "drill: installing node_modules (npm install, from package-lock.json)"
+  npm install --no-audit --no-fund >/dev/null
 fi
 if [ ! -f agent/dist/eip-failover.mjs ]; then
   echo "drill: building the agent (npm run build)"
