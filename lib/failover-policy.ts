@@ -21,8 +21,8 @@ export interface FailoverPolicyProps {
 /**
  * Exactly the EC2 calls the eip-failover agent makes, and no mutating action on `*`:
  *
- * - `Describe*` (addresses, network interfaces, instances) support no resource-level permissions,
- *   so they take `*`; they only read.
+ * - `Describe*` (addresses, network interfaces) support no resource-level permissions, so they
+ *   take `*`; they only read.
  * - `ec2:AssociateAddress` evaluates the elastic-ip, the network-interface and the instance (the
  *   Service Authorization Reference lists all three). It is scoped to this allocation and to the
  *   pair's two ENIs and two instances: with AllowReassociation the address is taken from the peer,
@@ -31,7 +31,8 @@ export interface FailoverPolicyProps {
  *   pair's two ENIs, which covers the peer's ENI the VIP is taken from with AllowReassignment.
  *   Only in same-subnet mode: cross-az has no VIP.
  *
- * The same statements authorize the agent's `check` command (DryRun on both mutating calls).
+ * The same statements authorize the agent's `check` command (AssociateAddress with DryRun; EC2
+ * has no DryRun for AssignPrivateIpAddresses, so check does not send it).
  */
 export class FailoverPolicy extends Construct {
   public readonly policy: iam.Policy;
@@ -47,11 +48,7 @@ export class FailoverPolicy extends Construct {
     const statements = [
       new iam.PolicyStatement({
         sid: 'ReadAddressesAndInterfaces',
-        actions: [
-          'ec2:DescribeAddresses',
-          'ec2:DescribeNetworkInterfaces',
-          'ec2:DescribeInstances',
-        ],
+        actions: ['ec2:DescribeAddresses', 'ec2:DescribeNetworkInterfaces'],
         resources: ['*'],
       }),
       new iam.PolicyStatement({
@@ -74,7 +71,7 @@ export class FailoverPolicy extends Construct {
     Validations.of(this.policy).acknowledge({
       id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
       reason:
-        'ec2:DescribeAddresses, ec2:DescribeNetworkInterfaces and ec2:DescribeInstances support no ' +
+        'ec2:DescribeAddresses and ec2:DescribeNetworkInterfaces support no ' +
         'resource-level permissions (Service Authorization Reference), so they need Resource "*"; ' +
         'they are read-only. Every mutating action is scoped to this EIP and the pair ENIs/instances.',
     });

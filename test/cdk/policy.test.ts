@@ -22,7 +22,7 @@ describe('the failover policy', () => {
       {
         Sid: 'ReadAddressesAndInterfaces',
         Effect: 'Allow',
-        Action: ['ec2:DescribeAddresses', 'ec2:DescribeInstances', 'ec2:DescribeNetworkInterfaces'],
+        Action: ['ec2:DescribeAddresses', 'ec2:DescribeNetworkInterfaces'],
         Resource: '*',
       },
       {
