@@ -1,17 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { NodeIdentity } from '../../agent/src/identity.js';
 
-/** The identity an IMDS stub serves: one instance with one ENI (device index 0). */
-export interface StubNode {
-  readonly instanceId: string;
-  readonly region: string;
-  readonly availabilityZone: string;
-  readonly macAddress: string;
-  readonly networkInterfaceId: string;
-  readonly vpcId: string;
-  readonly subnetId: string;
-  readonly subnetCidr: string;
+/** What an IMDS stub serves: the identity the agent learns, for one instance with one ENI. */
+export interface StubNode extends NodeIdentity {
   readonly primaryPrivateIp: string;
   /** Instance profile role; absent → no instance profile (404 under iam/). */
   readonly role?: string;
