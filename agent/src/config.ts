@@ -56,7 +56,8 @@ export const CONFIG_KEYS: ReadonlySet<string> = new Set([
 ]);
 const ADDRESS_KEYS = new Set(['allocationId', 'privateIp']);
 const ALLOCATION_ID = /^eipalloc-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
-const REGION = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
+/** An AWS region name such as eu-central-1; IMDS's placement/region is checked against it too. */
+export const REGION_NAME = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
 const INTERFACE = /^[A-Za-z0-9_.:-]{1,15}$/;
 
 /**
@@ -134,7 +135,7 @@ export function loadConfig(
     );
   }
   const region = flags.region ?? env.AWS_REGION ?? optionalString(file.region, 'region', where);
-  if (region !== undefined && !REGION.test(region)) {
+  if (region !== undefined && !REGION_NAME.test(region)) {
     throw new ConfigError(
       `region "${region}" is not an AWS region name such as eu-central-1; fix --region, AWS_REGION or "region" ${where}, or leave it out to read it from IMDS`,
     );

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
+import { REGION_NAME } from './config.js';
 import { ConfigError, ImdsError } from './errors.js';
 import type { Imds } from './imds.js';
 
@@ -36,9 +37,7 @@ export async function discoverIdentity(
   const [instanceId, region, availabilityZone, macAddress] = await Promise.all([
     imds.get('instance-id').then((v) => expect(v, 'instance-id', /^i-[0-9a-f]{8,17}$/)),
     options.region === undefined
-      ? imds
-          .get('placement/region')
-          .then((v) => expect(v, 'placement/region', /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/))
+      ? imds.get('placement/region').then((v) => expect(v, 'placement/region', REGION_NAME))
       : Promise.resolve(options.region),
     imds
       .get('placement/availability-zone')
