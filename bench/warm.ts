@@ -37,13 +37,20 @@ export async function hasFifoCommand(env: Record<string, string>): Promise<boole
 interface LogLine {
   readonly msg?: string;
   readonly outcome?: string;
+  readonly time?: string;
   readonly [key: string]: unknown;
+}
+
+/** A matching line and when this process read it (performance.now()). */
+interface Match {
+  readonly line: LogLine;
+  readonly at: number;
 }
 
 interface Waiter {
   readonly done: (pred: LogLine) => boolean;
   readonly failed: (line: LogLine) => boolean;
-  readonly resolve: (at: number) => void;
+  readonly resolve: (match: Match) => void;
   readonly reject: (err: Error) => void;
 }
 
@@ -89,7 +96,7 @@ class LogFollower {
       for (const w of [...this.waiters]) {
         if (w.done(line)) {
           this.waiters = this.waiters.filter((x) => x !== w);
-          w.resolve(at);
+          w.resolve({ line, at });
         } else if (w.failed(line)) {
           this.waiters = this.waiters.filter((x) => x !== w);
           w.reject(new Error(`warm agent logged: ${JSON.stringify(line)}`));
@@ -98,12 +105,12 @@ class LogFollower {
     }
   }
 
-  /** Resolves with performance.now() when a matching line is read. Register before acting. */
+  /** Resolves when a matching line is read. Register before acting. */
   waitFor(
     done: (line: LogLine) => boolean,
     failed: (line: LogLine) => boolean,
     timeoutMs: number,
-  ): Promise<number> {
+  ): Promise<Match> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((x) => x !== waiter);
@@ -112,9 +119,9 @@ class LogFollower {
       const waiter: Waiter = {
         done,
         failed,
-        resolve: (at) => {
+        resolve: (match) => {
           clearTimeout(timer);
-          resolve(at);
+          resolve(match);
         },
         reject: (err) => {
           clearTimeout(timer);
@@ -143,6 +150,11 @@ export class WarmAgent {
   private exit: Promise<{ code: number | null; signal: string | null }>;
   private stderr = '';
   readonly follower: LogFollower;
+  /**
+   * For each takeover: when the bench read the "takeover verified" line minus the line's own
+   * timestamp (1 ms resolution): what watching the log adds to the warm figure.
+   */
+  readonly watchLagMs: number[] = [];
 
   private constructor(
     readonly node: BenchNode,
@@ -226,7 +238,11 @@ export class WarmAgent {
     );
     const started = performance.now();
     this.send('MASTER');
-    return (await verified) - started;
+    const { line, at } = await verified;
+    if (line.time !== undefined) {
+      this.watchLagMs.push(performance.timeOrigin + at - Date.parse(line.time));
+    }
+    return at - started;
   }
 
   /** BACKUP written, and waited for until the state dir records it (as `release` would). */
