@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { createReadStream, statSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { Command, CommanderError, Option } from 'commander';
 import type { DestinationStream, Logger } from 'pino';
 import { type CheckReport, renderChecks, runChecks } from './check.js';
@@ -6,14 +8,20 @@ import { type AgentConfig, type ConfigFlags, loadConfig } from './config.js';
 import { resolveCredentials } from './credentials.js';
 import { createEc2Client, type Ec2Gateway, SdkEc2Gateway } from './ec2.js';
 import { ConfigError, errorMessage } from './errors.js';
+import { FifoLoop } from './fifo.js';
 import { discoverIdentity, type NodeIdentity } from './identity.js';
 import { type Imds, ImdsClient } from './imds.js';
 import { createLogger } from './log.js';
-import { currentOrigin, reporterGone, type TransitionOrigin } from './origin.js';
+import {
+  currentOrigin,
+  reporterGone,
+  type TransitionOrigin,
+  transitionOriginNow,
+} from './origin.js';
 import { type Clock, Deadline, systemClock } from './retry.js';
 import { StateStore, type TakeoverOutcome, type VrrpState } from './state.js';
 import { collectStatus, renderStatus, type StatusReport, StatusUnknown } from './status.js';
-import { type TakeoverResult, takeover } from './takeover.js';
+import { observeAway, type TakeoverResult, takeover } from './takeover.js';
 
 export const VERSION = '0.1.0';
 
@@ -39,6 +47,8 @@ export interface RunDeps {
   readonly sysClassNet?: string;
   /** When keepalived forked this hook; defaults to this process's start time from /proc. */
   readonly origin?: TransitionOrigin | null;
+  /** The fifo command's input; defaults to reading the FIFO at path line by line. */
+  readonly fifoLines?: (path: string) => AsyncIterable<string>;
 }
 
 interface CommonOptions {
@@ -138,6 +148,16 @@ export function createProgram(deps: RunDeps, setExit: (code: number) => void): C
     'if MASTER and an address is not here, take it over (timer, notify_master_rx_lower_pri)',
     true,
   ).action(async (opts: CommonOptions) => setExit(await doTakeover(deps, opts, 'reconcile')));
+  command(
+    'fifo',
+    "keepalived's vrrp_notify_fifo_script: one warm process acting on every transition in order",
+    false,
+  )
+    .option('--instance <name>', 'act only on lines for this VRRP instance or group')
+    .argument('<fifo>', 'the FIFO keepalived writes to (keepalived appends its path)')
+    .action(async (fifo: string, opts: CommonOptions & { instance?: string }) =>
+      setExit(await doFifo(deps, opts, fifo)),
+    );
   command('status', 'VRRP state here against where each address points in EC2', false)
     .addOption(new Option('--json', 'machine-readable output'))
     .action(async (opts: CommonOptions & { json?: boolean }) =>
@@ -184,6 +204,10 @@ function prepare(deps: RunDeps, opts: CommonOptions, reportOnStdout = false) {
       ...(config.interface !== undefined ? { interface: config.interface } : {}),
       ...(config.region !== undefined ? { region: config.region } : {}),
       ...(deps.sysClassNet !== undefined ? { sysClassNet: deps.sysClassNet } : {}),
+    }).catch((err: unknown) => {
+      // A long-lived process (fifo) asks again next time instead of remembering a failure.
+      identityPromise = undefined;
+      throw err;
     });
     return identityPromise;
   };
@@ -239,16 +263,25 @@ async function doTakeover(
   }
 }
 
+/** The fifo command records each transition itself, then asks for a takeover of that one. */
+interface Recorded {
+  readonly seq: number;
+  readonly knownAway: ReadonlySet<string>;
+}
+
 async function takeoverAs(
   deps: RunDeps,
   p: Prepared,
   command: 'takeover' | 'reconcile',
+  recorded?: Recorded,
 ): Promise<number> {
   const failoverId = randomUUID();
-  const log = p.log.child({ failoverId, command });
+  const log = p.log.child({ failoverId, command, ...(recorded ? { source: 'fifo' } : {}) });
   let seq: number;
   let deferIfMoved = false;
-  if (p.config.dryRun) {
+  if (recorded !== undefined) {
+    seq = recorded.seq;
+  } else if (p.config.dryRun) {
     seq = (await p.state.read()).seq;
   } else if (command === 'takeover') {
     const recorded = await p.state.recordTransition('MASTER', origin(deps));
@@ -299,6 +332,7 @@ async function takeoverAs(
       command,
       failoverId,
       deferIfMoved,
+      ...(recorded !== undefined ? { knownAway: recorded.knownAway } : {}),
       print: (line) => deps.stdout(`${line}\n`),
     },
   );
@@ -388,6 +422,67 @@ async function doNotify(
   }
   if (state === 'MASTER') return doTakeover(deps, opts);
   return doRelease(deps, opts, state);
+}
+
+async function doFifo(
+  deps: RunDeps,
+  opts: CommonOptions & { instance?: string },
+  fifoPath: string,
+): Promise<number> {
+  const p = prepare(deps, opts);
+  try {
+    if (deps.fifoLines === undefined) {
+      let isFifo = false;
+      try {
+        isFifo = statSync(fifoPath).isFIFO();
+      } catch {
+        // reported below
+      }
+      if (!isFifo) {
+        deps.stderr(
+          `eip-failover: fifo: ${fifoPath} is not a FIFO; run this as keepalived's vrrp_notify_fifo_script, which appends the vrrp_notify_fifo path\n`,
+        );
+        return EXIT.usage;
+      }
+    }
+    const log = p.log.child({ command: 'fifo' });
+    const loop = new FifoLoop(
+      {
+        record: async (state) => {
+          // Lines arrive in keepalived's order: each is newer than anything recorded before it.
+          const r = await p.state.recordTransition(state, transitionOriginNow());
+          return r.stale ? null : r.state.seq;
+        },
+        takeover: (seq, knownAway) => takeoverAs(deps, p, 'takeover', { seq, knownAway }),
+        lookAway: () =>
+          observeAway(
+            { ec2: p.ec2, identity: p.identity },
+            p.config.addresses,
+            new Deadline(p.clock, Math.min(p.config.deadlineSeconds, 10) * 1_000),
+          ),
+        log,
+        sleep: (ms) =>
+          new Promise((resolve) => {
+            setTimeout(resolve, ms).unref();
+          }),
+      },
+      opts.instance !== undefined ? { instance: opts.instance } : {},
+    );
+    log.info({ fifo: fifoPath, instance: opts.instance ?? null }, 'fifo: waiting for keepalived');
+    // Identity, credentials and a connection to EC2 while keepalived has nothing to say yet.
+    loop.warmUp();
+    const lines = (deps.fifoLines ?? readFifoLines)(fifoPath);
+    for await (const line of lines) await loop.line(line);
+    await loop.drain();
+    log.info('fifo: keepalived closed the FIFO; exiting');
+    return EXIT.ok;
+  } finally {
+    p.close();
+  }
+}
+
+function readFifoLines(path: string): AsyncIterable<string> {
+  return createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
 }
 
 async function doStatus(deps: RunDeps, opts: CommonOptions, json: boolean): Promise<number> {

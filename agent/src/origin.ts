@@ -66,6 +66,23 @@ export function currentOrigin(): TransitionOrigin | null {
   return { bootId: boot, startTicks: self.startTicks, keepalived };
 }
 
+/**
+ * For a transition read from keepalived's notify FIFO: lines arrive in order, so each is as new as
+ * the moment it is read (in the same clock ticks since boot as a hook's start time).
+ */
+export function transitionOriginNow(): TransitionOrigin | null {
+  const origin = currentOrigin();
+  if (origin === null) return null;
+  try {
+    const uptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    // /proc reports start times in USER_HZ, which Linux fixes at 100 for user space.
+    if (Number.isFinite(uptime)) return { ...origin, startTicks: Math.floor(uptime * 100) };
+  } catch {
+    // fall through: the process start time still orders lines after earlier hooks
+  }
+  return origin;
+}
+
 /** True when `incoming` was forked before the transition already recorded: it is stale. */
 export function isStaleTransition(
   incoming: TransitionOrigin | null,

@@ -29,6 +29,12 @@ export interface TakeoverRequest {
    * on a node that does not reclaim from its peer, after its own verified takeover.
    */
   readonly deferIfMoved?: boolean;
+  /**
+   * Allocations this process has seen elsewhere since it last moved anything here (the warm FIFO
+   * mode keeps this): only this node moves an address to itself, so what was seen elsewhere is
+   * still elsewhere, and the first look can be skipped — the move itself is the next call.
+   */
+  readonly knownAway?: ReadonlySet<string>;
 }
 
 export interface TakeoverResult {
@@ -107,15 +113,15 @@ export async function takeover(
     );
     await assertCurrent('the first EC2 call');
 
+    // The last DescribeAddresses answer after each address's last mutation: when it already shows
+    // the address here it is the verification, and a further round trip would only repeat it.
+    const seen = new Map<string, AddressView>();
     for (const target of targets) {
-      const changed = await takeOne(
-        deps,
-        identity,
-        target,
-        deadline,
-        assertCurrent,
-        request.deferIfMoved ?? false,
-      );
+      const changed = await takeOne(deps, identity, target, deadline, assertCurrent, {
+        deferIfMoved: request.deferIfMoved ?? false,
+        knownAway: request.knownAway?.has(target.allocationId) ?? false,
+        seen,
+      });
       if (changed === 'deferred') deferred = true;
       else if (changed) moved.push(target.allocationId);
     }
@@ -133,7 +139,9 @@ export async function takeover(
       );
       return finish('noop');
     }
-    await timed(log, 'verify', () => verify(deps, identity, targets, deadline, assertCurrent));
+    await timed(log, 'verify', () =>
+      verify(deps, identity, targets, deadline, assertCurrent, seen),
+    );
     log.info(
       { outcome: 'verified', moved, durationMs: clock.now() - started },
       'takeover verified',
@@ -155,7 +163,7 @@ export async function takeover(
 }
 
 async function resolveTargets(
-  deps: TakeoverDeps,
+  deps: Pick<TakeoverDeps, 'ec2'>,
   identity: NodeIdentity,
   addresses: readonly AddressConfig[],
   deadline: Deadline,
@@ -192,7 +200,7 @@ function pointsHere(view: AddressView, identity: NodeIdentity, target: Target): 
 }
 
 async function observe(
-  deps: TakeoverDeps,
+  deps: Pick<TakeoverDeps, 'ec2'>,
   identity: NodeIdentity,
   target: Target,
   deadline: Deadline,
@@ -207,6 +215,14 @@ async function observe(
   return { view, ipHere: holder === identity.networkInterfaceId, holder };
 }
 
+interface TakeOneOptions {
+  readonly deferIfMoved: boolean;
+  /** Seen elsewhere since this process last moved it here: skip the first look. */
+  readonly knownAway: boolean;
+  /** Collects, per allocation, a DescribeAddresses answer newer than every mutation sent for it. */
+  readonly seen: Map<string, AddressView>;
+}
+
 /** One address; returns whether any mutating call was sent, or that it was left elsewhere. */
 async function takeOne(
   deps: TakeoverDeps,
@@ -214,23 +230,33 @@ async function takeOne(
   target: Target,
   deadline: Deadline,
   assertCurrent: (before: string) => Promise<void>,
-  deferIfMoved: boolean,
+  options: TakeOneOptions,
 ): Promise<boolean | 'deferred'> {
   const log = deps.log.child({ allocationId: target.allocationId, privateIp: target.privateIp });
-  const before = await timed(log, 'observe', () => observe(deps, identity, target, deadline));
-  log.info(
-    {
-      association: before.view.association,
-      privateIpHolder: before.holder,
-      publicIp: before.view.publicIp,
-    },
-    'observed',
-  );
-  if (before.ipHere && pointsHere(before.view, identity, target)) return false;
-  if (deferIfMoved) return 'deferred';
+  let view: AddressView | null = null;
+  let ipHere = false;
+  if (options.knownAway && !options.deferIfMoved) {
+    log.info({ knownAway: true }, 'seen elsewhere since this node last held it: moving at once');
+  } else {
+    const before = await timed(log, 'observe', () => observe(deps, identity, target, deadline));
+    log.info(
+      {
+        association: before.view.association,
+        privateIpHolder: before.holder,
+        publicIp: before.view.publicIp,
+      },
+      'observed',
+    );
+    if (before.ipHere && pointsHere(before.view, identity, target)) {
+      options.seen.set(target.allocationId, before.view);
+      return false;
+    }
+    if (options.deferIfMoved) return 'deferred';
+    view = before.view;
+    ipHere = before.ipHere;
+  }
 
-  let view = before.view;
-  if (!before.ipHere) {
+  if (target.secondary && !ipHere) {
     await assertCurrent('AssignPrivateIpAddresses');
     await timed(log, 'assign', () =>
       deps.ec2.assignPrivateIp(identity.networkInterfaceId, target.privateIp, deadline),
@@ -239,8 +265,9 @@ async function takeOne(
     [view] = (await timed(log, 'reobserve', () =>
       deps.ec2.describeAddresses([target.allocationId], deadline),
     )) as [AddressView];
+    options.seen.set(target.allocationId, view);
   }
-  if (!pointsHere(view, identity, target)) {
+  if (view === null || !pointsHere(view, identity, target)) {
     await assertCurrent('AssociateAddress');
     await timed(log, 'associate', () =>
       deps.ec2.associateAddress(
@@ -250,6 +277,7 @@ async function takeOne(
         deadline,
       ),
     );
+    options.seen.delete(target.allocationId);
   }
   return true;
 }
@@ -261,12 +289,17 @@ async function verify(
   targets: readonly Target[],
   deadline: Deadline,
   assertCurrent: (before: string) => Promise<void>,
+  seen: ReadonlyMap<string, AddressView> = new Map(),
 ): Promise<void> {
   const ids = targets.map((t) => t.allocationId);
+  const alreadySeen = targets.map((t) => seen.get(t.allocationId));
   let interval = VERIFY_FIRST_POLL_MS;
   let lastSeen = '';
   for (let round = 1; ; round++) {
-    const views = await deps.ec2.describeAddresses(ids, deadline);
+    const views =
+      round === 1 && alreadySeen.every((v) => v !== undefined)
+        ? (alreadySeen as AddressView[])
+        : await deps.ec2.describeAddresses(ids, deadline);
     const eipsHere = targets.every((t, i) => pointsHere(views[i] as AddressView, identity, t));
     const secondaries = targets.filter((t) => t.secondary).map((t) => t.privateIp);
     const local =
@@ -287,6 +320,28 @@ async function verify(
     interval = Math.min(VERIFY_MAX_POLL_MS, interval * 2);
     await assertCurrent('verification');
   }
+}
+
+/**
+ * For a node that is not MASTER: which addresses are elsewhere now (read-only). The warm FIFO mode
+ * looks once things settle, so that its next takeover can skip the look (TakeoverRequest.knownAway).
+ */
+export async function observeAway(
+  deps: Pick<TakeoverDeps, 'ec2' | 'identity'>,
+  addresses: readonly AddressConfig[],
+  deadline: Deadline,
+): Promise<{ readonly away: ReadonlySet<string>; readonly stillHere: number }> {
+  const identity = await deps.identity();
+  const targets = await resolveTargets(deps, identity, addresses, deadline);
+  const away = new Set<string>();
+  let stillHere = 0;
+  for (const target of targets) {
+    const { view, ipHere } = await observe(deps, identity, target, deadline);
+    const elsewhere = target.secondary ? !ipHere : !pointsHere(view, identity, target);
+    if (elsewhere) away.add(target.allocationId);
+    else stillHere++;
+  }
+  return { away, stillHere };
 }
 
 /** --dry-run: the calls a takeover would make now, and none of them made. */

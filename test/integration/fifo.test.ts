@@ -1,0 +1,307 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type FileHandle, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import {
+  DescribeAddressesCommand,
+  DescribeNetworkInterfacesCommand,
+  type EC2Client,
+} from '@aws-sdk/client-ec2';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { useEmulator } from '../emulator/helpers.js';
+import { type ImdsStub, instanceMetadata, startImdsStub } from '../support/imds-stub.js';
+import { createWorld, type World, type WorldNode } from '../support/world.js';
+
+/**
+ * The warm mode: the built bundle's `fifo` command reading a real FIFO the way keepalived's
+ * vrrp_notify_fifo_script does (keepalived holds the write end open and writes one line per
+ * transition), against the EC2 emulator and an IMDSv2 stub on loopback.
+ */
+const BUNDLE = resolve(import.meta.dirname, '../../agent/dist/eip-failover.mjs');
+const env = useEmulator();
+
+interface FifoNode {
+  readonly world: WorldNode;
+  readonly stateDir: string;
+  readonly logFile: string;
+  readonly fifo: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<number>;
+  stderr: string;
+  writer?: FileHandle;
+}
+
+let dir: string;
+let world: World;
+const stubs: ImdsStub[] = [];
+const running: FifoNode[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'eip-failover-fifo-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  for (const node of running.splice(0)) {
+    await node.writer?.close().catch(() => undefined);
+    node.child.kill('SIGKILL');
+  }
+  await Promise.all(stubs.splice(0).map((s) => s.close()));
+});
+
+async function localIpv4s(ec2: EC2Client, eni: string): Promise<string[]> {
+  const out = await ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eni] }));
+  const ips = out.NetworkInterfaces?.[0]?.PrivateIpAddresses ?? [];
+  return [...ips.filter((p) => p.Primary), ...ips.filter((p) => !p.Primary)].flatMap((p) =>
+    p.PrivateIpAddress ? [p.PrivateIpAddress] : [],
+  );
+}
+
+/** Starts `eip-failover fifo` for one node and opens the FIFO's write end, as keepalived does. */
+async function startFifo(name: string, node: WorldNode, extra: string[] = []): Promise<FifoNode> {
+  const imds = await startImdsStub({
+    metadata: instanceMetadata(
+      {
+        instanceId: node.instanceId,
+        region: 'eu-central-1',
+        availabilityZone: node.availabilityZone,
+        macAddress: node.macAddress,
+        networkInterfaceId: node.networkInterfaceId,
+        vpcId: world.vpcId,
+        subnetId: node.subnetId,
+        subnetCidr: node.subnetCidr,
+        primaryPrivateIp: node.privateIp,
+      },
+      () => localIpv4s(env.ec2, node.networkInterfaceId),
+    ),
+  });
+  stubs.push(imds);
+  const base = join(dir, `${name}-${Date.now()}`);
+  const stateDir = `${base}-state`;
+  const config = `${base}.json`;
+  const fifo = `${base}.fifo`;
+  await writeFile(
+    config,
+    JSON.stringify({
+      addresses: [{ allocationId: world.allocationId, privateIp: world.vip }],
+      deadlineSeconds: 20,
+      stateDir,
+      logFile: `${base}.log`,
+    }),
+  );
+  execFileSync('mkfifo', ['-m', '0600', fifo]);
+  const child = spawn(
+    process.execPath,
+    [BUNDLE, 'fifo', '-c', config, '--instance', 'VI_EIP', ...extra, fifo],
+    {
+      env: {
+        PATH: process.env.PATH ?? '',
+        AWS_ENDPOINT_URL_EC2: env.emulator.endpoint,
+        AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint,
+        AWS_ACCESS_KEY_ID: 'AKIDTESTONLY',
+        AWS_SECRET_ACCESS_KEY: 'test-secret-only',
+        AWS_REGION: 'eu-central-1',
+        NODE_NO_WARNINGS: '1',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  const exited = new Promise<number>((done) => child.on('exit', (code) => done(code ?? -1)));
+  const started: FifoNode = {
+    world: node,
+    stateDir,
+    logFile: `${base}.log`,
+    fifo,
+    child,
+    exited,
+    stderr: '',
+  };
+  child.stderr?.on('data', (chunk: Buffer) => {
+    started.stderr += chunk.toString();
+  });
+  running.push(started);
+  started.writer = await open(fifo, 'w');
+  return started;
+}
+
+async function say(node: FifoNode, state: string, priority = 100): Promise<void> {
+  await node.writer?.write(`INSTANCE "VI_EIP" ${state} ${priority}\n`);
+}
+
+interface LogLine {
+  readonly msg: string;
+  readonly [key: string]: unknown;
+}
+
+async function logLines(node: FifoNode): Promise<LogLine[]> {
+  const text = await readFile(node.logFile, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as LogLine);
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function eipEni(): Promise<string | undefined> {
+  const out = await env.ec2.send(
+    new DescribeAddressesCommand({ AllocationIds: [world.allocationId] }),
+  );
+  return out.Addresses?.[0]?.NetworkInterfaceId;
+}
+
+async function state(node: FifoNode) {
+  const text = await readFile(join(node.stateDir, 'state.json'), 'utf8').catch(() => '{"seq":0}');
+  return JSON.parse(text) as {
+    seq: number;
+    vrrpState: string;
+    lastTakeover: { outcome: string; seq: number } | null;
+  };
+}
+
+const verifiedCount = async (node: FifoNode) =>
+  (await logLines(node)).filter((l) => l.msg === 'takeover verified').length;
+
+describe('fifo: the warm agent as keepalived’s vrrp_notify_fifo_script', () => {
+  beforeEach(async () => {
+    world = await createWorld(env.ec2, { mode: 'same-subnet' });
+  });
+
+  it('acts on MASTER, records the rest, and fails over both ways with warm processes', async () => {
+    const primary = await startFifo('primary', world.primary);
+    const secondary = await startFifo('secondary', world.secondary);
+    // Both warm up and look where the address is before keepalived says anything.
+    await until('both warm', async () =>
+      (await logLines(primary)).some((l) => l.msg === 'fifo: warm') &&
+      (await logLines(secondary)).some((l) => l.msg === 'fifo: warm')
+        ? true
+        : undefined,
+    );
+    await say(secondary, 'BACKUP');
+    await say(primary, 'MASTER', 150);
+    await until('primary verified', async () =>
+      (await verifiedCount(primary)) === 1 ? 1 : undefined,
+    );
+    expect(await eipEni()).toBe(world.primary.networkInterfaceId);
+    expect((await state(primary)).lastTakeover?.outcome).toBe('verified');
+    expect((await state(secondary)).vrrpState).toBe('BACKUP');
+
+    // Let the primary look where things are while it is BACKUP, then fail over to the secondary.
+    await env.emulator.resetLog();
+    await say(primary, 'BACKUP', 150);
+    await say(secondary, 'MASTER');
+    await until('secondary verified', async () =>
+      (await verifiedCount(secondary)) === 1 ? 1 : undefined,
+    );
+    expect(await eipEni()).toBe(world.secondary.networkInterfaceId);
+    // The secondary had seen the address elsewhere at warm-up: the move is its first EC2 call,
+    // the EIP followed its private IP, and one DescribeAddresses both decided and verified.
+    const calls = (await env.emulator.actions()).map((a) => a.action);
+    const assignAt = calls.indexOf('AssignPrivateIpAddresses');
+    expect(assignAt).toBeGreaterThanOrEqual(0);
+    expect(calls.filter((c) => c === 'AssociateAddress')).toEqual([]);
+
+    // Failback: the primary's idle look learned the address had gone, so it too moves at once.
+    await until('primary looked while BACKUP', async () =>
+      (await logLines(primary)).some(
+        (l) =>
+          l.msg === 'fifo: looked where the addresses are while not MASTER' && l.stillHere === 0,
+      )
+        ? true
+        : undefined,
+    );
+    await say(secondary, 'BACKUP');
+    await say(primary, 'MASTER', 150);
+    await until('primary verified again', async () =>
+      (await verifiedCount(primary)) === 2 ? 1 : undefined,
+    );
+    expect(await eipEni()).toBe(world.primary.networkInterfaceId);
+    const skipped = (await logLines(primary)).filter(
+      (l) => l.msg === 'seen elsewhere since this node last held it: moving at once',
+    );
+    // Both of the primary's takeovers: after warm-up, and after its look while BACKUP.
+    expect(skipped.length).toBe(2);
+
+    // keepalived closes the FIFO when it stops: the process finishes and exits 0.
+    await primary.writer?.close();
+    primary.writer = undefined as never;
+    expect(await primary.exited).toBe(0);
+  });
+
+  it('a burst is coalesced to its last state: the node ends BACKUP, and nothing is left half-done', async () => {
+    const primary = await startFifo('primary', world.primary);
+    await until('warm', async () =>
+      (await logLines(primary)).some((l) => l.msg === 'fifo: warm') ? true : undefined,
+    );
+    await env.emulator.resetLog();
+    // Every transition in one write, as keepalived flapping within a millisecond would.
+    const burst = Array.from({ length: 20 }, (_, i) =>
+      i % 2 === 0 ? 'INSTANCE "VI_EIP" MASTER 150' : 'INSTANCE "VI_EIP" BACKUP 150',
+    );
+    await primary.writer?.write(`${burst.join('\n')}\n`);
+    await until('20 transitions recorded', async () =>
+      (await state(primary)).seq === 20 ? 1 : undefined,
+    );
+    const final = await state(primary);
+    expect(final.vrrpState).toBe('BACKUP');
+    await primary.writer?.close();
+    primary.writer = undefined as never;
+    expect(await primary.exited).toBe(0);
+    const lines = await logLines(primary);
+    const takeovers = lines.filter((l) => l.msg === 'step done' && l.step === 'identity');
+    // Far fewer takeovers than MASTER lines: the loop acts only on the newest transition.
+    expect(takeovers.length).toBeLessThanOrEqual(2);
+    expect((await state(primary)).lastTakeover?.outcome ?? 'superseded').not.toBe('failed');
+  });
+
+  it('a later line stops a takeover in flight before its next step', async () => {
+    const primary = await startFifo('primary', world.primary);
+    await until('warm', async () =>
+      (await logLines(primary)).some((l) => l.msg === 'fifo: warm') ? true : undefined,
+    );
+    await env.emulator.injectFaults([{ action: 'AssignPrivateIpAddresses', latencyMs: 1_500 }]);
+    await env.emulator.resetLog();
+    await say(primary, 'MASTER', 150);
+    await until('assign in flight', async () =>
+      (await logLines(primary)).some((l) => l.msg === 'transition recorded') ? true : undefined,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await say(primary, 'BACKUP', 150);
+    await until('superseded', async () =>
+      (await state(primary)).lastTakeover?.outcome === 'superseded' ? true : undefined,
+    );
+    const calls = (await env.emulator.actions()).map((a) => a.action);
+    expect(calls).not.toContain('AssociateAddress');
+    expect((await state(primary)).vrrpState).toBe('BACKUP');
+  });
+
+  it('refuses a path that is not a FIFO with exit 2 and one line saying how it is run', async () => {
+    const file = join(dir, 'not-a-fifo');
+    await writeFile(file, '');
+    const child = spawn(
+      process.execPath,
+      [BUNDLE, 'fifo', '--allocation-id', world.allocationId, file],
+      {
+        env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', AWS_REGION: 'eu-central-1' },
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const code = await new Promise<number>((done) => child.on('exit', (c) => done(c ?? -1)));
+    expect(code).toBe(2);
+    expect(stderr.trim().split('\n')).toEqual([
+      expect.stringContaining('is not a FIFO; run this as keepalived'),
+    ]);
+  });
+});
