@@ -27,6 +27,7 @@ import {
 } from './harness.js';
 
 export const VRRP_INSTANCE = 'VI_EIP';
+const never = () => false;
 
 /** Whether the bundle has the `fifo` command (commander prints the program's help otherwise). */
 export async function hasFifoCommand(env: Record<string, string>): Promise<boolean> {
@@ -110,7 +111,13 @@ class LogFollower {
     done: (line: LogLine) => boolean,
     failed: (line: LogLine) => boolean,
     timeoutMs: number,
+    options: { includeSeen?: boolean } = {},
   ): Promise<Match> {
+    if (options.includeSeen) {
+      this.drain();
+      const seen = this.lines.find(done);
+      if (seen) return Promise.resolve({ line: seen, at: performance.now() });
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((x) => x !== waiter);
@@ -195,6 +202,10 @@ export class WarmAgent {
       await agent.stop();
     });
     await agent.openWriteEnd(15_000);
+    // The agent warms up (identity, credentials, a connection) before keepalived says anything.
+    await agent.follower
+      .waitFor((l) => l.msg === 'fifo: warm', never, 15_000, { includeSeen: true })
+      .catch(() => undefined);
     return agent;
   }
 
@@ -231,6 +242,7 @@ export class WarmAgent {
       (l) => l.msg === 'takeover verified',
       (l) =>
         l.msg === 'takeover failed' ||
+        l.msg === 'fifo: takeover failed unexpectedly' ||
         l.outcome === 'failed' ||
         l.outcome === 'superseded' ||
         l.outcome === 'noop',
@@ -245,12 +257,24 @@ export class WarmAgent {
     return at - started;
   }
 
-  /** BACKUP written, and waited for until the state dir records it (as `release` would). */
+  /**
+   * BACKUP written, and waited for until the state dir records it (as `release` would), then for
+   * the agent's look at where the addresses went (it looks about a second after a non-MASTER
+   * transition): in a real pair that look is long done before this node's next MASTER, and here it
+   * must not land in another variant's run and count as that variant's EC2 calls.
+   */
   async release(timeoutMs = 5_000): Promise<void> {
+    const looked = this.follower
+      .waitFor(
+        (l) => typeof l.msg === 'string' && /^fifo: (looked|could not look)/.test(l.msg),
+        never,
+        timeoutMs,
+      )
+      .catch(() => undefined);
     this.send('BACKUP');
     const until = performance.now() + timeoutMs;
     for (;;) {
-      if (this.vrrpState() === 'BACKUP') return;
+      if (this.vrrpState() === 'BACKUP') break;
       if (this.child.exitCode !== null || performance.now() > until) {
         throw new Error(
           `warm agent on node ${this.node.name} did not record BACKUP within ${timeoutMs} ms: ${this.stderr}`,
@@ -258,6 +282,7 @@ export class WarmAgent {
       }
       await new Promise((r) => setTimeout(r, 5));
     }
+    await looked;
   }
 
   private vrrpState(): string | undefined {
