@@ -194,7 +194,7 @@ export function renderStartup(r: StartupReport): string {
   const rows = [
     ['`node -e 0` (process floor)', med(r.nodeBare), ''],
     ['`node eip-failover.mjs --version` (start + load the bundle)', med(r.bundleVersion), ''],
-    ['  of which loading the bundle (− `node -e 0`)', fmtMs(version - bare), ''],
+    ['of which loading the bundle (− `node -e 0`)', fmtMs(version - bare), ''],
     both('takeover: spawn → first IMDS request (start-up)', (t) => t.firstImds - t.spawn),
     both(
       'first IMDS request → lock step done (identity, resolve, lock)',
@@ -212,7 +212,7 @@ export function renderStartup(r: StartupReport): string {
     both('total: spawn → exit', (t) => t.exit - t.spawn),
     ['agent\'s own "step done" durations:', '', ''],
     ...['identity', 'resolve', 'lock', 'observe', 'assign', 'reobserve', 'associate', 'verify'].map(
-      (s) => both(`  step ${s}`, step(s)),
+      (s) => both(`step ${s}`, step(s)),
     ),
   ];
   return `### Start-up of the one-shot agent (0 ms latency; medians of ${r.runs} takeovers)\n\n${table(
