@@ -2,7 +2,7 @@
 # Installs the Debian packages the heavier checks and the drill use, and only those missing.
 # Says what it installs. Needs root (apt-get); Python's moto, boto3 and cfn-lint come with the image.
 set -euo pipefail
-wanted=(keepalived ansible-core ansible-lint yamllint iproute2 nftables hyperfine)
+wanted=(keepalived ansible-core ansible-lint yamllint iproute2 nftables hyperfine time curl)
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -17,6 +17,10 @@ API on `/`; moto's own API on `/moto-api/`; this emulator's control API on `/_em
     POST /_emulator/policy        {"allowReassociationByDefault": false}
     POST /_emulator/reset         moto's state, faults, log and policy, all at once
 
+A request with the header `X-Emulator-No-Faults: 1` is served without injected faults or latency
+(and logged with "exempt": true): the test harness's own observers (an IMDS stub reading the ENI's
+addresses, a benchmark checking where the address went) are not the EC2 client under test.
+
 Each correction is one named function below, applied at import, with the EC2 behaviour it restores.
 """
 
@@ -663,7 +667,8 @@ class EmulatorApp:
     ) -> Iterable[bytes]:
         started_at, started = _now(), time.monotonic()
         params = {k: v[0] for k, v in form.items() if k not in ("Action", "Version")}
-        latency_ms, fault = self.state.take_fault(action)
+        exempt = environ.get("HTTP_X_EMULATOR_NO_FAULTS") == "1"
+        latency_ms, fault = (0, None) if exempt else self.state.take_fault(action)
         if latency_ms:
             time.sleep(latency_ms / 1000)
         if fault is not None:
@@ -709,6 +714,7 @@ class EmulatorApp:
                 "status": status,
                 "errorCode": code,
                 "fault": fault["fault"] if fault else None,
+                "exempt": exempt,
                 "startedAt": started_at,
                 "finishedAt": _now(),
                 "durationMs": round((time.monotonic() - started) * 1000, 1),

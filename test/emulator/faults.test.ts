@@ -132,6 +132,28 @@ describe('latency', () => {
   });
 });
 
+describe('observers exempt from faults', () => {
+  it('serves a request with the exempt header without latency or faults, and leaves them for the others', async () => {
+    const observer = env.emulator.client({ maxAttempts: 1, exemptFromFaults: true });
+    await env.emulator.injectFaults({ action: '*', latencyMs: 300, throttle: 1 });
+
+    const started = performance.now();
+    await observer.send(new DescribeNetworkInterfacesCommand({}));
+    expect(performance.now() - started).toBeLessThan(290);
+    // The throttle is still pending for the client under test, and so is the latency.
+    const again = performance.now();
+    expect((await ec2Failure(describeAddresses())).name).toBe('RequestLimitExceeded');
+    expect(performance.now() - again).toBeGreaterThanOrEqual(290);
+
+    const log = await env.emulator.actions();
+    expect(log.map((a) => [a.action, a.exempt, a.fault])).toEqual([
+      ['DescribeNetworkInterfaces', true, null],
+      ['DescribeAddresses', false, 'throttle'],
+    ]);
+    observer.destroy();
+  });
+});
+
 describe('action log', () => {
   it('records each action in order with its parameters, status, and whether it mutates', async () => {
     const { AllocationId } = await env.ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }));

@@ -44,6 +44,8 @@ export interface ActionRecord {
   readonly errorCode: string | null;
   /** Set when the answer was injected rather than served by the model. */
   readonly fault: 'throttle' | 'error' | null;
+  /** Sent with EXEMPT_HEADER: served without faults or latency (an observer, not the client under test). */
+  readonly exempt: boolean;
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly durationMs: number;
@@ -54,12 +56,32 @@ export interface EmulatorPolicy {
   readonly allowReassociationByDefault?: boolean;
 }
 
+/** A request carrying this header (value `1`) is exempt from injected faults and latency. */
+export const EXEMPT_HEADER = 'x-emulator-no-faults';
+
+/**
+ * Marks every request of a client as exempt from injected faults and latency: for the harness's
+ * observers (an IMDS stub reading an ENI's addresses, a check of where an address went), so that
+ * latency injected for the client under test is not paid by what only watches it.
+ */
+export function exemptFromFaults(client: EC2Client): EC2Client {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers[EXEMPT_HEADER] = '1';
+      return next(args);
+    },
+    { step: 'build', name: 'emulatorExemptFromFaults' },
+  );
+  return client;
+}
+
 export interface Emulator {
   /** Base URL of the EC2 endpoint, for `AWS_ENDPOINT_URL_EC2` or a client's `endpoint`. */
   readonly endpoint: string;
   readonly pid: number;
   /** An EC2 client bound to this emulator, with explicit fake credentials and region. */
-  client(opts?: { maxAttempts?: number }): EC2Client;
+  client(opts?: { maxAttempts?: number; exemptFromFaults?: boolean }): EC2Client;
   injectFaults(rules: FaultRule | readonly FaultRule[]): Promise<void>;
   resetFaults(): Promise<void>;
   actions(): Promise<ActionRecord[]>;
@@ -158,13 +180,15 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Em
   return {
     endpoint,
     pid: child.pid ?? -1,
-    client: (clientOpts = {}) =>
-      new EC2Client({
+    client: (clientOpts = {}) => {
+      const client = new EC2Client({
         endpoint,
         region: TEST_REGION,
         credentials: TEST_CREDENTIALS,
         maxAttempts: clientOpts.maxAttempts ?? 3,
-      }),
+      });
+      return clientOpts.exemptFromFaults ? exemptFromFaults(client) : client;
+    },
     injectFaults: async (rules) => {
       await control('POST', 'faults', rules);
     },

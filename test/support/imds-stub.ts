@@ -57,6 +57,8 @@ export interface StubRequest {
   readonly method: string;
   readonly path: string;
   readonly status: number;
+  /** When the request arrived, in epoch milliseconds with sub-millisecond precision. */
+  readonly receivedAt: number;
 }
 
 /** Faults a test can switch on: every request answers this way until cleared. */
@@ -88,8 +90,10 @@ export async function startImdsStub(options: {
   const requests: StubRequest[] = [];
   let fault: StubFault | undefined;
 
+  const arrivals = new WeakMap<IncomingMessage, number>();
   const answer = (req: IncomingMessage, res: ServerResponse, status: number, body = ''): void => {
-    requests.push({ method: req.method ?? '', path: req.url ?? '', status });
+    const receivedAt = arrivals.get(req) ?? performance.timeOrigin + performance.now();
+    requests.push({ method: req.method ?? '', path: req.url ?? '', status, receivedAt });
     res.writeHead(status, {
       'content-type': 'text/plain',
       'content-length': Buffer.byteLength(body),
@@ -98,6 +102,7 @@ export async function startImdsStub(options: {
   };
 
   const server = createServer(async (req, res) => {
+    arrivals.set(req, performance.timeOrigin + performance.now());
     const url = req.url ?? '/';
     if (fault?.kind === 'hang') return; // never answers: the client's timeout must fire
     if (fault?.kind === 'delay')
