@@ -10,7 +10,7 @@ import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { constants, Script } from 'node:vm';
+import { Script } from 'node:vm';
 
 const BUNDLE = { source: '', hash: '' };
 
@@ -43,8 +43,6 @@ const script = new Script(
   `(function (exports, require, module, __filename, __dirname) {${BUNDLE.source}\n})`,
   {
     filename,
-    // The SDK imports Node built-ins dynamically: resolve them as the main program would.
-    importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
     ...(cachedData ? { cachedData } : {}),
   },
 );

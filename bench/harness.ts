@@ -4,7 +4,7 @@
  * check that a run really moved the addresses, statistics, and cleanup on exit or interruption.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -200,6 +200,9 @@ export async function startPair(): Promise<Pair> {
   const vip = world.vip;
   if (vip === undefined) throw new Error('a same-subnet world has a VIP');
   const dir = tempDir('eip-failover-bench-');
+  // As the role deploys it: the agent's V8 code cache in a directory only its user may write.
+  const codeCache = join(dir, 'code-cache');
+  mkdirSync(codeCache, { mode: 0o750 });
 
   const localIpv4s = async (eni: string): Promise<string[]> => {
     const out = await observer.send(
@@ -288,6 +291,7 @@ export async function startPair(): Promise<Pair> {
       // Nothing may read a real profile, config file or metadata service.
       AWS_CONFIG_FILE: '/dev/null',
       AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+      EIP_FAILOVER_CACHE_DIR: codeCache,
       ...extra,
     }),
     placement,

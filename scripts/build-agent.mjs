@@ -25,8 +25,13 @@ const result = await build({
   metafile: true,
   logLevel: 'warning',
 });
-const source = result.outputFiles[0]?.text;
-if (source === undefined) throw new Error('esbuild produced no output');
+const built = result.outputFiles[0]?.text;
+if (built === undefined) throw new Error('esbuild produced no output');
+// The SDK imports some Node built-ins dynamically. A script compiled from V8's code cache cannot
+// call import() (Node loses its dynamic-import callback), so they become require() calls.
+const source = built.replace(/\bimport\(("node:[a-z_/]+")\)/g, 'Promise.resolve(require($1))');
+if (/\bimport\(/.test(source))
+  throw new Error('the bundle still calls import(): see build-agent.mjs');
 // The cache file is named by the source's hash: V8 itself checks only the source's length.
 const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
 const launcher = await readFile('agent/launcher.mjs', 'utf8');
