@@ -490,7 +490,8 @@ function summarize(
   const throttledRecords = actions.filter((a) => a.fault === 'bucket');
   const byAction: Record<string, { calls: number; throttled: number }> = {};
   for (const a of actions) {
-    const entry = (byAction[a.action] ??= { calls: 0, throttled: 0 });
+    const entry = byAction[a.action] ?? { calls: 0, throttled: 0 };
+    byAction[a.action] = entry;
     entry.calls += 1;
     if (a.fault === 'bucket') entry.throttled += 1;
   }
