@@ -19,6 +19,7 @@ import {
   transitionOriginNow,
 } from './origin.js';
 import { type Clock, Deadline, systemClock } from './retry.js';
+import { createRetryStrategy } from './retry-strategy.js';
 import { StateStore, type TakeoverOutcome, type VrrpState } from './state.js';
 import { collectStatus, renderStatus, type StatusReport, StatusUnknown } from './status.js';
 import { observeAway, type TakeoverResult, takeover } from './takeover.js';
@@ -219,7 +220,7 @@ function prepare(deps: RunDeps, opts: CommonOptions, reportOnStdout = false) {
     if (gateway === undefined) {
       const region = config.region ?? (await identity()).region;
       client = createEc2Client({ region, credentials: credentials.provider });
-      gateway = new SdkEc2Gateway(client, log, clock);
+      gateway = new SdkEc2Gateway(client, log, clock, createRetryStrategy(config.retryMode, clock));
     }
     return gateway;
   };

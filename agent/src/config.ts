@@ -2,10 +2,13 @@ import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { ConfigError } from './errors.js';
+import { RETRY_MODES, type RetryMode } from './retry-strategy.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/eip-failover/config.json';
 export const DEFAULT_STATE_DIR = '/run/eip-failover';
 export const DEFAULT_DEADLINE_SECONDS = 60;
+/** Chosen from the fleet simulation's figures (bench/FLEET.md). */
+export const DEFAULT_RETRY_MODE: RetryMode = 'standard';
 const MAX_CONFIG_BYTES = 64 * 1024;
 
 export interface AddressConfig {
@@ -29,6 +32,8 @@ export interface AgentConfig {
    * in a VRRP partition (both MASTER) the two never pull the address back and forth.
    */
   readonly reclaimFromPeer: boolean;
+  /** The AWS SDKs' retry mode for EC2 calls: standard, or adaptive (client-side rate limiting). */
+  readonly retryMode: RetryMode;
 }
 
 /** What the command line says; every field optional, flags win over everything. */
@@ -53,6 +58,7 @@ export const CONFIG_KEYS: ReadonlySet<string> = new Set([
   'stateDir',
   'logFile',
   'reclaimFromPeer',
+  'retryMode',
 ]);
 const ADDRESS_KEYS = new Set(['allocationId', 'privateIp']);
 const ALLOCATION_ID = /^eipalloc-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
@@ -167,6 +173,7 @@ export function loadConfig(
     deadlineSeconds,
     dryRun: flags.dryRun ?? false,
     reclaimFromPeer: parseBoolean(file.reclaimFromPeer, 'reclaimFromPeer', where) ?? true,
+    retryMode: parseRetryMode(file.retryMode, where),
   };
 }
 
@@ -296,4 +303,14 @@ function parseBoolean(value: unknown, key: string, where: string): boolean | und
     throw new ConfigError(`"${key}" ${where} must be true or false, not ${JSON.stringify(value)}`);
   }
   return value;
+}
+
+function parseRetryMode(value: unknown, where: string): RetryMode {
+  if (value === undefined || value === null) return DEFAULT_RETRY_MODE;
+  if (!RETRY_MODES.includes(value as RetryMode)) {
+    throw new ConfigError(
+      `"retryMode" ${where} must be ${RETRY_MODES.map((m) => `"${m}"`).join(' or ')}, not ${JSON.stringify(value)} (default "${DEFAULT_RETRY_MODE}")`,
+    );
+  }
+  return value as RetryMode;
 }

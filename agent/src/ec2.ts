@@ -8,14 +8,8 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import { DeadlineError, Ec2CallError, errorMessage } from './errors.js';
-import {
-  type BackoffPolicy,
-  backoffDelay,
-  classify,
-  DEFAULT_BACKOFF,
-  type Deadline,
-  errorCode,
-} from './retry.js';
+import { type Clock, classify, type Deadline, errorCode } from './retry.js';
+import { type RetryStrategy, StandardRetry } from './retry-strategy.js';
 
 /** Where an Elastic IP points, with the fields compared exactly, never as substrings. */
 export interface AddressView {
@@ -84,8 +78,9 @@ export class SdkEc2Gateway implements Ec2Gateway {
   constructor(
     private readonly client: Pick<EC2Client, 'send'>,
     private readonly log: Logger,
-    private readonly clock: { sleep(ms: number): Promise<void>; random(): number },
-    private readonly backoff: BackoffPolicy = DEFAULT_BACKOFF,
+    private readonly clock: Clock,
+    /** One per process, shared by every call, as the SDK shares one per client. */
+    private readonly retry: RetryStrategy = new StandardRetry(clock),
   ) {}
 
   async describeAddresses(
@@ -235,44 +230,66 @@ export class SdkEc2Gateway implements Ec2Gateway {
     );
   }
 
-  /** Sends one call, retrying throttling, 5xx and connection errors with jittered backoff until the deadline. */
+  /**
+   * Sends one call, retrying throttling, 5xx and connection errors as the retry strategy (the
+   * SDK's standard or adaptive mode) says, until the deadline.
+   */
   private async call<T>(
     action: string,
     deadline: Deadline,
     send: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
+    let lastRetryCost: number | undefined;
     for (let attempt = 1; ; attempt++) {
       deadline.check(`before ${action}`);
+      if (!(await this.retry.beforeAttempt(deadline))) {
+        throw new DeadlineError(
+          `deadline of ${Math.round(deadline.totalMs / 1000)} s would pass before the ${this.retry.mode} rate limiter lets ${action} go (attempt ${attempt})`,
+        );
+      }
       const started = Date.now();
       try {
         const result = await send(AbortSignal.timeout(Math.max(1, deadline.remainingMs())));
+        this.retry.onSuccess(lastRetryCost);
         this.log.debug({ action, attempt, durationMs: Date.now() - started }, 'ec2 call');
         return result;
       } catch (err) {
         const kind = classify(err);
         const code = errorCode(err);
         const durationMs = Date.now() - started;
-        if (code === 'DryRunOperation')
+        if (code === 'DryRunOperation') {
+          // An answer, not a failure: the request went through.
+          this.retry.onSuccess(lastRetryCost);
           throw new Ec2CallError(action, code, 'dry run permitted', false, { cause: err });
+        }
         if (deadline.expired()) {
           throw new DeadlineError(
             `deadline of ${Math.round(deadline.totalMs / 1000)} s passed during ${action} (${code})`,
           );
         }
-        const delay = backoffDelay(this.backoff, attempt, this.clock.random);
-        if (kind === 'fatal' || delay >= deadline.remainingMs()) {
+        const decision = this.retry.onError(kind, attempt - 1);
+        if (!decision.retry || decision.delayMs >= deadline.remainingMs()) {
           const reason =
             kind === 'fatal'
               ? explain(action, code, err)
-              : `${action} still failing (${code}) after ${attempt} attempts when the deadline ran out`;
+              : `${action} still failing (${code}) after ${attempt} attempts when ${decision.retry ? 'the deadline ran out' : decision.reason}`;
           this.log.warn({ action, attempt, code, kind, durationMs, err }, 'ec2 call failed');
           throw new Ec2CallError(action, code, reason, kind === 'network', { cause: err });
         }
+        lastRetryCost = decision.cost;
         this.log.info(
-          { action, attempt, code, kind, durationMs, retryInMs: delay },
+          {
+            action,
+            attempt,
+            code,
+            kind,
+            durationMs,
+            retryInMs: decision.delayMs,
+            retryMode: this.retry.mode,
+          },
           'ec2 call will be retried',
         );
-        await this.clock.sleep(delay);
+        await this.clock.sleep(decision.delayMs);
       }
     }
   }

@@ -15,7 +15,18 @@ API on `/`; moto's own API on `/moto-api/`; this emulator's control API on `/_em
     GET  /_emulator/log           the EC2 actions served, in order
     POST /_emulator/reset-log
     POST /_emulator/policy        {"allowReassociationByDefault": false}
-    POST /_emulator/reset         moto's state, faults, log and policy, all at once
+    POST /_emulator/throttle      EC2's request rate limiting (token buckets), off until set:
+                                  {"mutating": {"capacity": 50, "refillPerSecond": 5,
+                                                "initialTokens": 5},
+                                   "nonMutating": {...}, "unfilteredNonMutating": {...},
+                                   "actions": {"AssignPrivateIpAddresses": {...}},
+                                   "manualClock": false}
+    GET  /_emulator/throttle      the buckets in force: tokens left, calls allowed and throttled
+    POST /_emulator/throttle/advance  {"seconds": 1.5}: move the buckets' clock (manualClock only)
+    POST /_emulator/reset         moto's state, faults, log, policy and throttle, all at once
+
+A request with the header `X-Emulator-Observer: 1` (a test harness or IMDS stub looking at the
+world, not the account's own API traffic) is neither throttled by the buckets nor logged.
 
 A request with the header `X-Emulator-No-Faults: 1` is served without injected faults or latency
 (and logged with "exempt": true): the test harness's own observers (an IMDS stub reading the ENI's
@@ -520,7 +531,13 @@ for _correction in CORRECTIONS:
 # Fault injection and the action log.
 # --------------------------------------------------------------------------------------------
 
-READ_ONLY_PREFIXES = ("Describe", "Get", "List")
+READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Search")
+# EC2's answer to a throttled request, injected or from a bucket.
+THROTTLED: dict[str, Any] = {
+    "status": 503,
+    "code": "RequestLimitExceeded",
+    "message": "Request limit exceeded.",
+}
 
 
 @dataclass
@@ -533,11 +550,166 @@ class ActionFaults:
         return {"latencyMs": self.latency_ms, "throttle": self.throttle, "errors": self.errors}
 
 
+# EC2's request rate limiting ("Request throttling for the Amazon EC2 API", EC2 developer guide):
+# "each API is evaluated individually ... Each request that you make removes one token from the
+# API's bucket"; buckets "refill at a set rate" up to a "maximum capacity", and a request finding
+# the bucket empty fails with RequestLimitExceeded. Sizes go by category (mutating 50/5 per second,
+# non-mutating 100/20, some actions their own, e.g. AssignPrivateIpAddresses 100/5), and "a
+# specific subset of non-mutating API actions that, when requested without specifying either
+# pagination or a filter, use tokens from a smaller token bucket" (50/10). The documentation
+# exempts no request, so a DryRun request takes a token like any other. Refill is continuous (the documented rates include
+# fractions such as 0.1 per second).
+UNFILTERED_SUBSET = frozenset(
+    {
+        "DescribeInstances",
+        "DescribeInstanceStatus",
+        "DescribeNetworkInterfaces",
+        "DescribeSecurityGroups",
+        "DescribeSnapshots",
+        "DescribeSpotInstanceRequests",
+        "DescribeVolumes",
+    }
+)
+_PAGINATION_OR_FILTER = re.compile(r"^(?:Filter\.\d+\.|MaxResults$|NextToken$)")
+
+
+@dataclass
+class BucketSpec:
+    capacity: float
+    refill_per_second: float
+    initial_tokens: float
+
+    @staticmethod
+    def parse(raw: Any, where: str) -> BucketSpec:
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where} must be an object with capacity and refillPerSecond")
+        capacity = float(raw["capacity"])
+        refill = float(raw["refillPerSecond"])
+        initial = float(raw.get("initialTokens", capacity))
+        if capacity < 1 or refill < 0 or not 0 <= initial <= capacity:
+            raise ValueError(
+                f"{where}: need capacity >= 1, refillPerSecond >= 0, 0 <= initialTokens <= capacity"
+            )
+        return BucketSpec(capacity, refill, initial)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "capacity": self.capacity,
+            "refillPerSecond": self.refill_per_second,
+            "initialTokens": self.initial_tokens,
+        }
+
+
+@dataclass
+class Bucket:
+    spec: BucketSpec
+    tokens: float
+    updated: float
+    allowed: int = 0
+    throttled: int = 0
+
+    def take(self, now: float) -> bool:
+        """Refills for the time passed, then takes one token if there is one."""
+        elapsed = max(0.0, now - self.updated)
+        self.tokens = min(self.spec.capacity, self.tokens + elapsed * self.spec.refill_per_second)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.allowed += 1
+            return True
+        self.throttled += 1
+        return False
+
+
+class Throttle:
+    """Per-action token buckets sized by category; off (every call allowed) until configured."""
+
+    CATEGORIES = ("mutating", "nonMutating", "unfilteredNonMutating")
+
+    def __init__(self) -> None:
+        self.specs: dict[str, BucketSpec] = {}
+        self.action_specs: dict[str, BucketSpec] = {}
+        self.buckets: dict[str, Bucket] = {}
+        self.manual_clock = False
+        self.manual_now = 0.0
+
+    def now(self) -> float:
+        return self.manual_now if self.manual_clock else time.monotonic()
+
+    def configure(self, payload: Any) -> None:
+        if not isinstance(payload, dict):
+            raise ValueError("the throttle configuration is a JSON object")
+        unknown = set(payload) - {*self.CATEGORIES, "actions", "manualClock"}
+        if unknown:
+            raise ValueError(f"unknown throttle keys: {', '.join(sorted(unknown))}")
+        specs = {c: BucketSpec.parse(payload[c], c) for c in self.CATEGORIES if c in payload}
+        actions = payload.get("actions") or {}
+        if not isinstance(actions, dict):
+            raise ValueError('"actions" maps EC2 action names to bucket specs')
+        action_specs = {a: BucketSpec.parse(v, f"actions.{a}") for a, v in actions.items()}
+        self.specs, self.action_specs, self.buckets = specs, action_specs, {}
+        self.manual_clock = bool(payload.get("manualClock", False))
+        self.manual_now = 0.0
+
+    def advance(self, seconds: float) -> None:
+        if not self.manual_clock:
+            raise ValueError("advance needs a throttle configured with manualClock: true")
+        self.manual_now += max(0.0, float(seconds))
+
+    @staticmethod
+    def bucket_key(action: str, params: dict[str, str]) -> tuple[str, str]:
+        """The bucket a request draws from, and the category that sizes it."""
+        if action.startswith(READ_ONLY_PREFIXES):
+            narrowed = any(_PAGINATION_OR_FILTER.match(p) for p in params)
+            if action in UNFILTERED_SUBSET and not narrowed:
+                return f"{action}/unfiltered", "unfilteredNonMutating"
+            return action, "nonMutating"
+        return action, "mutating"
+
+    def admit(self, action: str, params: dict[str, str]) -> bool:
+        key, category = self.bucket_key(action, params)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            spec = self.action_specs.get(action) or self.specs.get(category)
+            if spec is None:
+                return True
+            bucket = self.buckets[key] = Bucket(spec, spec.initial_tokens, self.now())
+        return bucket.take(self.now())
+
+    def to_json(self) -> dict[str, Any]:
+        now = self.now()
+        buckets = {}
+        for key, b in self.buckets.items():
+            refilled = b.tokens + max(0.0, now - b.updated) * b.spec.refill_per_second
+            tokens = min(b.spec.capacity, refilled)
+            buckets[key] = {
+                **b.spec.to_json(),
+                "tokens": round(tokens, 3),
+                "allowed": b.allowed,
+                "throttled": b.throttled,
+            }
+        return {
+            "enabled": bool(self.specs or self.action_specs),
+            "manualClock": self.manual_clock,
+            **{c: s.to_json() for c, s in self.specs.items()},
+            "actions": {a: s.to_json() for a, s in self.action_specs.items()},
+            "buckets": buckets,
+        }
+
+
 class EmulatorState:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.faults: dict[str, ActionFaults] = {}
         self.log: list[dict[str, Any]] = []
+        self.throttle = Throttle()
+
+    def admit(self, action: str, params: dict[str, str]) -> dict[str, Any] | None:
+        """The bucket's answer: None to serve the call, or EC2's throttling error."""
+        with self.lock:
+            if self.throttle.admit(action, params):
+                return None
+        return {**THROTTLED, "fault": "bucket"}
 
     def add_fault(self, rule: dict[str, Any]) -> None:
         action = rule.get("action")
@@ -572,12 +744,7 @@ class EmulatorState:
             for rule in rules:
                 if rule.throttle > 0:
                     rule.throttle -= 1
-                    return latency, {
-                        "status": 503,
-                        "code": "RequestLimitExceeded",
-                        "message": "Request limit exceeded.",
-                        "fault": "throttle",
-                    }
+                    return latency, {**THROTTLED, "fault": "throttle"}
             for rule in rules:
                 while rule.errors and rule.errors[0]["count"] <= 0:
                     rule.errors.pop(0)
@@ -619,6 +786,13 @@ def ec2_error_body(code: str, message: str) -> bytes:
 
 
 _CODE_RE = re.compile(rb"<Code>([^<]+)</Code>")
+_CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/")
+
+
+def _access_key_id(environ: dict[str, Any]) -> str | None:
+    """The caller, as SigV4 names it: the access key id in the Authorization header."""
+    match = _CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else None
 _STATUS_TEXT = {
     200: "OK",
     400: "Bad Request",
@@ -667,8 +841,13 @@ class EmulatorApp:
     ) -> Iterable[bytes]:
         started_at, started = _now(), time.monotonic()
         params = {k: v[0] for k, v in form.items() if k not in ("Action", "Version")}
+        observer = environ.get("HTTP_X_EMULATOR_OBSERVER") == "1"
+        if observer:
+            return self.serve_model(environ, start_response)[2]
         exempt = environ.get("HTTP_X_EMULATOR_NO_FAULTS") == "1"
         latency_ms, fault = (0, None) if exempt else self.state.take_fault(action)
+        if fault is None and not exempt:
+            fault = self.state.admit(action, params)
         if latency_ms:
             time.sleep(latency_ms / 1000)
         if fault is not None:
@@ -683,31 +862,11 @@ class EmulatorApp:
             ]
             start_response(f"{status} {_STATUS_TEXT.get(status, 'Error')}", headers)
         else:
-            captured: dict[str, Any] = {}
-
-            def capture(
-                status_line: str, headers: list[tuple[str, str]], exc_info: Any = None
-            ) -> Any:
-                captured["status"] = int(status_line.split(" ", 1)[0])
-                captured["status_line"], captured["headers"] = status_line, headers
-                return lambda _data: None
-
-            with MODEL_LOCK:
-                chunks = self.moto_app(environ, capture)
-                try:
-                    body = b"".join(chunks)
-                finally:
-                    close = getattr(chunks, "close", None)
-                    if close is not None:
-                        close()
-            status = captured["status"]
-            match = _CODE_RE.search(body) if status >= 400 else None
-            code = match.group(1).decode() if match else None
-            headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
-            start_response(captured["status_line"], [*headers, ("Content-Length", str(len(body)))])
+            status, code, (body,) = self.serve_model(environ, start_response)
         self.state.record(
             {
                 "action": action,
+                "accessKeyId": _access_key_id(environ),
                 "params": params,
                 "mutating": not action.startswith(READ_ONLY_PREFIXES),
                 "dryRun": params.get("DryRun", "").lower() == "true",
@@ -721,6 +880,32 @@ class EmulatorApp:
             }
         )
         return [body]
+
+    def serve_model(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> tuple[int, str | None, list[bytes]]:
+        """moto answers, one call at a time: its status, EC2 error code (if any) and body."""
+        captured: dict[str, Any] = {}
+
+        def capture(status_line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"] = int(status_line.split(" ", 1)[0])
+            captured["status_line"], captured["headers"] = status_line, headers
+            return lambda _data: None
+
+        with MODEL_LOCK:
+            chunks = self.moto_app(environ, capture)
+            try:
+                body = b"".join(chunks)
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+        status = captured["status"]
+        match = _CODE_RE.search(body) if status >= 400 else None
+        code = match.group(1).decode() if match else None
+        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+        start_response(captured["status_line"], [*headers, ("Content-Length", str(len(body)))])
+        return status, code, [body]
 
     def control(
         self, environ: dict[str, Any], start_response: StartResponse, command: str
@@ -750,6 +935,9 @@ class EmulatorApp:
                 return list(state.log)
         if (method, command) == ("GET", "faults"):
             return state.snapshot()
+        if (method, command) == ("GET", "throttle"):
+            with state.lock:
+                return state.throttle.to_json()
         if method != "POST":
             return None
         if command == "faults":
@@ -764,6 +952,16 @@ class EmulatorApp:
         if command == "reset-log":
             state.reset_log()
             return {}
+        if command == "throttle":
+            with state.lock:
+                state.throttle.configure(payload)
+                return state.throttle.to_json()
+        if command == "throttle/advance":
+            if not isinstance(payload, dict) or "seconds" not in payload:
+                raise ValueError('advance takes {"seconds": N}')
+            with state.lock:
+                state.throttle.advance(payload["seconds"])
+                return state.throttle.to_json()
         if command == "policy":
             if isinstance(payload, dict) and "allowReassociationByDefault" in payload:
                 POLICY.allow_reassociation_by_default = bool(payload["allowReassociationByDefault"])
@@ -773,6 +971,8 @@ class EmulatorApp:
                 moto_api_backend.reset()
             state.reset_faults()
             state.reset_log()
+            with state.lock:
+                state.throttle = Throttle()
             POLICY.allow_reassociation_by_default = False
             return {}
         return None

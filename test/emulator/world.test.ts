@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { startEmulator } from '../support/emulator.js';
-import { createWorld } from '../support/world.js';
+import { createFleet, createWorld } from '../support/world.js';
 import { useEmulator } from './helpers.js';
 
 const env = useEmulator();
@@ -95,6 +95,32 @@ describe('createWorld', () => {
         UserIdGroupPairs: [expect.objectContaining({ GroupId: world.securityGroupId })],
       }),
     ]);
+  });
+});
+
+describe('createFleet', () => {
+  it('gives each pair its own /24, nodes at .11 and .12, a VIP at .50 and an unassociated EIP', async () => {
+    const fleet = await createFleet(env.ec2, { pairs: 3 });
+
+    expect(fleet.pairs.map((p) => [p.primary.privateIp, p.secondary.privateIp, p.vip])).toEqual([
+      ['10.0.0.11', '10.0.0.12', '10.0.0.50'],
+      ['10.0.1.11', '10.0.1.12', '10.0.1.50'],
+      ['10.0.2.11', '10.0.2.12', '10.0.2.50'],
+    ]);
+    for (const pair of fleet.pairs) {
+      expect(pair.secondary.subnetId).toBe(pair.primary.subnetId);
+      expect(pair.secondary.networkInterfaceId).not.toBe(pair.primary.networkInterfaceId);
+      expect(pair.primary.subnetCidr).toBe(`10.0.${pair.index}.0/24`);
+    }
+    expect(new Set(fleet.pairs.map((p) => p.primary.subnetId)).size).toBe(3);
+    const addresses = await env.ec2.send(
+      new DescribeAddressesCommand({ AllocationIds: fleet.pairs.map((p) => p.allocationId) }),
+    );
+    expect(addresses.Addresses?.map((a) => a.AssociationId ?? null)).toEqual([null, null, null]);
+  });
+
+  it('refuses a fleet larger than the VPC has /24s for', async () => {
+    await expect(createFleet(env.ec2, { pairs: 251 })).rejects.toThrow(/1 to 250 pairs/);
   });
 });
 

@@ -31,19 +31,71 @@ export interface FaultRule {
   };
 }
 
+/** One token bucket: EC2's "bucket maximum capacity" and "bucket refill rate". */
+export interface BucketSpec {
+  readonly capacity: number;
+  readonly refillPerSecond: number;
+  /** Tokens in the bucket when it is first used; default: full. Models an account already busy. */
+  readonly initialTokens?: number;
+}
+
+/**
+ * EC2's request rate limiting: one bucket per API action, sized by the action's category unless
+ * named in `actions`. A category left out is not throttled.
+ */
+export interface ThrottleConfig {
+  readonly mutating?: BucketSpec;
+  readonly nonMutating?: BucketSpec;
+  /** DescribeNetworkInterfaces and the like, sent with neither a filter nor pagination. */
+  readonly unfilteredNonMutating?: BucketSpec;
+  readonly actions?: Readonly<Record<string, BucketSpec>>;
+  /** Freeze the buckets' clock; only `advanceThrottleClock` moves it (for exact tests). */
+  readonly manualClock?: boolean;
+}
+
+export interface ThrottleState {
+  readonly enabled: boolean;
+  readonly manualClock: boolean;
+  /** Keyed by action (`DescribeNetworkInterfaces/unfiltered` for the smaller bucket). */
+  readonly buckets: Readonly<
+    Record<string, BucketSpec & { tokens: number; allowed: number; throttled: number }>
+  >;
+}
+
+/**
+ * The request token buckets EC2 documents ("Request token bucket sizes and refill rates", EC2
+ * developer guide) for the actions the agent calls: AssociateAddress is a mutating action (50, 5
+ * per second), AssignPrivateIpAddresses has its own (100, 5), Describe* are non-mutating (100, 20),
+ * and DescribeNetworkInterfaces without a filter or pagination uses the smaller bucket (50, 10).
+ */
+export const EC2_DOCUMENTED_BUCKETS = {
+  mutating: { capacity: 50, refillPerSecond: 5 },
+  nonMutating: { capacity: 100, refillPerSecond: 20 },
+  unfilteredNonMutating: { capacity: 50, refillPerSecond: 10 },
+  actions: {
+    AssignPrivateIpAddresses: { capacity: 100, refillPerSecond: 5 },
+    UnassignPrivateIpAddresses: { capacity: 100, refillPerSecond: 5 },
+  },
+} as const satisfies ThrottleConfig;
+
+/** The header that marks a request as an observer's (harness, IMDS stub): never throttled, not logged. */
+export const OBSERVER_HEADER = 'x-emulator-observer';
+
 /** One EC2 action the emulator served, in the order served. */
 export interface ActionRecord {
   readonly seq: number;
   readonly action: string;
   /** The Query form parameters, flattened as sent (`PrivateIpAddress.1`), without Action/Version. */
   readonly params: Readonly<Record<string, string>>;
-  /** The action changes state when not a dry run (anything but Describe*, Get*, List*). */
+  /** SigV4's access key id of the caller (tells apart agents given distinct fake keys). */
+  readonly accessKeyId: string | null;
+  /** The action changes state when not a dry run (anything but Describe*, Get*, List*, Search*). */
   readonly mutating: boolean;
   readonly dryRun: boolean;
   readonly status: number;
   readonly errorCode: string | null;
-  /** Set when the answer was injected rather than served by the model. */
-  readonly fault: 'throttle' | 'error' | null;
+  /** Set when the answer was injected (throttle, error) or a token bucket was empty (bucket). */
+  readonly fault: 'throttle' | 'error' | 'bucket' | null;
   /** Sent with EXEMPT_HEADER: served without faults or latency (an observer, not the client under test). */
   readonly exempt: boolean;
   readonly startedAt: string;
@@ -65,13 +117,18 @@ export const EXEMPT_HEADER = 'x-emulator-no-faults';
  * latency injected for the client under test is not paid by what only watches it.
  */
 export function exemptFromFaults(client: EC2Client): EC2Client {
+  return withHeader(client, EXEMPT_HEADER);
+}
+
+/** Marks every request of this client with one of the emulator's headers. */
+function withHeader(client: EC2Client, header: string): EC2Client {
   client.middlewareStack.add(
     (next) => async (args) => {
       const request = args.request as { headers?: Record<string, string> };
-      if (request.headers) request.headers[EXEMPT_HEADER] = '1';
+      if (request.headers) request.headers[header] = '1';
       return next(args);
     },
-    { step: 'build', name: 'emulatorExemptFromFaults' },
+    { step: 'build', name: `emulatorHeader-${header}` },
   );
   return client;
 }
@@ -82,11 +139,18 @@ export interface Emulator {
   readonly pid: number;
   /** An EC2 client bound to this emulator, with explicit fake credentials and region. */
   client(opts?: { maxAttempts?: number; exemptFromFaults?: boolean }): EC2Client;
+  /** A client whose requests are an observer's: never throttled, not in the action log. */
+  observerClient(): EC2Client;
   injectFaults(rules: FaultRule | readonly FaultRule[]): Promise<void>;
   resetFaults(): Promise<void>;
   actions(): Promise<ActionRecord[]>;
   resetLog(): Promise<void>;
   setPolicy(policy: EmulatorPolicy): Promise<void>;
+  /** Replaces the token buckets (fresh, at their initial tokens); `{}` switches throttling off. */
+  setThrottle(config: ThrottleConfig): Promise<ThrottleState>;
+  throttle(): Promise<ThrottleState>;
+  /** Moves the buckets' clock when the throttle was set with `manualClock`. */
+  advanceThrottleClock(seconds: number): Promise<ThrottleState>;
   /** Forget every resource, fault, log entry and policy: a fresh EC2, cheaper than a restart. */
   reset(): Promise<void>;
   stop(): Promise<void>;
@@ -189,6 +253,16 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Em
       });
       return clientOpts.exemptFromFaults ? exemptFromFaults(client) : client;
     },
+    observerClient: () =>
+      withHeader(
+        new EC2Client({
+          endpoint,
+          region: TEST_REGION,
+          credentials: TEST_CREDENTIALS,
+          maxAttempts: 3,
+        }),
+        OBSERVER_HEADER,
+      ),
     injectFaults: async (rules) => {
       await control('POST', 'faults', rules);
     },
@@ -202,6 +276,10 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Em
     setPolicy: async (policy) => {
       await control('POST', 'policy', policy);
     },
+    setThrottle: async (config) => (await control('POST', 'throttle', config)) as ThrottleState,
+    throttle: async () => (await control('GET', 'throttle')) as ThrottleState,
+    advanceThrottleClock: async (seconds) =>
+      (await control('POST', 'throttle/advance', { seconds })) as ThrottleState,
     reset: async () => {
       await control('POST', 'reset', {});
     },

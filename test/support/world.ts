@@ -155,3 +155,126 @@ function required<T>(value: T | undefined, what: string): T {
   if (value === undefined) throw new Error(`EC2 emulator answer lacks ${what}`);
   return value;
 }
+
+/** One pair of a fleet: its own subnet, two instances, an Elastic IP and a VIP (same-subnet). */
+export interface FleetPair {
+  readonly index: number;
+  readonly allocationId: string;
+  readonly publicIp: string;
+  readonly vip: string;
+  readonly primary: WorldNode;
+  readonly secondary: WorldNode;
+}
+
+export interface Fleet {
+  readonly vpcId: string;
+  readonly securityGroupId: string;
+  readonly pairs: readonly FleetPair[];
+}
+
+/**
+ * Many same-subnet pairs in one VPC, as an account running a pair per service would have them:
+ * pair i gets subnet 10.0.i.0/24 with its primary at .11, its secondary at .12 and its VIP at .50,
+ * and an Elastic IP allocated but not associated. All in one AZ (a same-subnet pair's two nodes
+ * share it). Calls are sequential: this builds the stage, it is not what is measured.
+ */
+export async function createFleet(ec2: EC2Client, opts: { pairs: number }): Promise<Fleet> {
+  if (!Number.isInteger(opts.pairs) || opts.pairs < 1 || opts.pairs > 250) {
+    throw new Error(`a fleet has 1 to 250 pairs (one /24 each in 10.0.0.0/16), not ${opts.pairs}`);
+  }
+  const availabilityZone = 'eu-central-1a';
+  const vpcId = required(
+    (await ec2.send(new CreateVpcCommand({ CidrBlock: '10.0.0.0/16' }))).Vpc?.VpcId,
+    'VpcId',
+  );
+  const securityGroupId = required(
+    (
+      await ec2.send(
+        new CreateSecurityGroupCommand({
+          GroupName: 'keepalived-fleet',
+          Description: 'VRRP within each pair',
+          VpcId: vpcId,
+        }),
+      )
+    ).GroupId,
+    'GroupId',
+  );
+  const launch = async (subnetId: string, ip: string, name: string): Promise<string> => {
+    const out = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: WORLD_AMI,
+        InstanceType: 't3.micro',
+        MinCount: 1,
+        MaxCount: 1,
+        NetworkInterfaces: [
+          { DeviceIndex: 0, SubnetId: subnetId, PrivateIpAddress: ip, Groups: [securityGroupId] },
+        ],
+        TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'Name', Value: name }] }],
+      }),
+    );
+    return required(out.Instances?.[0]?.InstanceId, 'InstanceId');
+  };
+
+  const planned: Array<{ index: number; subnetId: string; cidr: string; ids: [string, string] }> =
+    [];
+  for (let index = 0; index < opts.pairs; index++) {
+    const cidr = `10.0.${index}.0/24`;
+    const subnetId = required(
+      (
+        await ec2.send(
+          new CreateSubnetCommand({
+            VpcId: vpcId,
+            CidrBlock: cidr,
+            AvailabilityZone: availabilityZone,
+          }),
+        )
+      ).Subnet?.SubnetId,
+      'SubnetId',
+    );
+    planned.push({
+      index,
+      subnetId,
+      cidr,
+      ids: [
+        await launch(subnetId, `10.0.${index}.11`, `lb-${index}-primary`),
+        await launch(subnetId, `10.0.${index}.12`, `lb-${index}-secondary`),
+      ],
+    });
+  }
+
+  // One look at every ENI instead of one per instance.
+  const enis =
+    (
+      await ec2.send(
+        new DescribeNetworkInterfacesCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }),
+      )
+    ).NetworkInterfaces ?? [];
+  const node = (instanceId: string, subnetId: string, cidr: string): WorldNode => {
+    const eni = enis.find(
+      (n) => n.Attachment?.InstanceId === instanceId && n.Attachment?.DeviceIndex === 0,
+    );
+    return {
+      instanceId,
+      networkInterfaceId: required(eni?.NetworkInterfaceId, 'NetworkInterfaceId'),
+      privateIp: required(eni?.PrivateIpAddress, 'PrivateIpAddress'),
+      macAddress: required(eni?.MacAddress, 'MacAddress'),
+      subnetId,
+      subnetCidr: cidr,
+      availabilityZone,
+    };
+  };
+
+  const pairs: FleetPair[] = [];
+  for (const { index, subnetId, cidr, ids } of planned) {
+    const eip = await ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }));
+    pairs.push({
+      index,
+      allocationId: required(eip.AllocationId, 'AllocationId'),
+      publicIp: required(eip.PublicIp, 'PublicIp'),
+      vip: `10.0.${index}.50`,
+      primary: node(ids[0], subnetId, cidr),
+      secondary: node(ids[1], subnetId, cidr),
+    });
+  }
+  return { vpcId, securityGroupId, pairs };
+}
