@@ -70,7 +70,13 @@ export function createEc2Client(options: Ec2ClientOptions): EC2Client {
     region: options.region,
     credentials: options.credentials,
     maxAttempts: 1,
-    requestHandler: { connectionTimeout: 2_000, requestTimeout: ATTEMPT_TIMEOUT_MS },
+    // Without throwOnRequestTimeout the SDK only warns when requestTimeout passes, and one hung
+    // attempt would eat the whole deadline instead of being retried.
+    requestHandler: {
+      connectionTimeout: 2_000,
+      requestTimeout: ATTEMPT_TIMEOUT_MS,
+      throwOnRequestTimeout: true,
+    },
   });
 }
 
@@ -103,20 +109,28 @@ export class SdkEc2Gateway implements Ec2Gateway {
         );
       }
       const associated =
-        found.AssociationId !== undefined || found.NetworkInterfaceId !== undefined;
+        found.AssociationId !== undefined ||
+        found.NetworkInterfaceId !== undefined ||
+        found.PrivateIpAddress !== undefined;
+      if (!associated) return { allocationId: id, publicIp: found.PublicIp, association: null };
+      // An association without its interface or private IP cannot be read as "not associated":
+      // acting on it could move an address on a guess.
+      if (found.NetworkInterfaceId === undefined || found.PrivateIpAddress === undefined) {
+        throw new Ec2CallError(
+          'DescribeAddresses',
+          'MalformedResponse',
+          `DescribeAddresses answered allocation ${id} as associated but without its network interface or private IP`,
+          false,
+        );
+      }
       return {
         allocationId: id,
         publicIp: found.PublicIp,
-        association:
-          associated &&
-          found.NetworkInterfaceId !== undefined &&
-          found.PrivateIpAddress !== undefined
-            ? {
-                networkInterfaceId: found.NetworkInterfaceId,
-                instanceId: found.InstanceId || null,
-                privateIpAddress: found.PrivateIpAddress,
-              }
-            : null,
+        association: {
+          networkInterfaceId: found.NetworkInterfaceId,
+          instanceId: found.InstanceId || null,
+          privateIpAddress: found.PrivateIpAddress,
+        },
       };
     });
   }
@@ -133,8 +147,24 @@ export class SdkEc2Gateway implements Ec2Gateway {
         { abortSignal: signal },
       ),
     );
+    // "Nobody holds it" leads to a move, so it must be read, never assumed: EC2 answers an empty
+    // set for no match, and every interface it returns with its id and its addresses.
+    const enis = out.NetworkInterfaces;
+    if (
+      enis === undefined ||
+      enis.some(
+        (eni) => eni.NetworkInterfaceId === undefined || eni.PrivateIpAddresses === undefined,
+      )
+    ) {
+      throw new Ec2CallError(
+        'DescribeNetworkInterfaces',
+        'MalformedResponse',
+        `DescribeNetworkInterfaces answered without the interfaces or addresses needed to find who holds ${ip}`,
+        false,
+      );
+    }
     // The filter narrows; the exact comparison decides.
-    const holders = (out.NetworkInterfaces ?? []).filter((eni) =>
+    const holders = enis.filter((eni) =>
       (eni.PrivateIpAddresses ?? []).some((p) => p.PrivateIpAddress === ip),
     );
     return holders[0]?.NetworkInterfaceId ?? null;

@@ -8,9 +8,13 @@ Prints one line `EMULATOR_READY http://HOST:PORT` on stdout once it accepts requ
 API on `/`; moto's own API on `/moto-api/`; this emulator's control API on `/_emulator/`:
 
     POST /_emulator/faults        one rule or a list: {"action": "AssociateAddress" | "*",
-                                  "latencyMs": 200, "throttle": 2,
-                                  "error": {"count": 1, "code": "InternalError", "status": 500}}
+                                  "latencyMs": 200, "latencyCount": 1, "throttle": 2,
+                                  "error": {"count": 1, "code": "InternalError", "status": 500},
+                                  "reset": 1, "malformed": 1,
+                                  "dropFields": {"names": ["networkInterfaceId"], "count": 1},
+                                  "stale": 3, "skip": 2}
     GET  /_emulator/faults        the rules in force
+    GET  /_emulator/inflight      the EC2 actions being served right now (e.g. held by latency)
     POST /_emulator/reset-faults
     GET  /_emulator/log           the EC2 actions served, in order
     POST /_emulator/reset-log
@@ -43,6 +47,8 @@ import json
 import os
 import re
 import signal
+import socket
+import struct
 import sys
 import threading
 import time
@@ -64,6 +70,7 @@ from moto.core import serialize as moto_serialize
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.elastic_ip_addresses import ElasticAddress, ElasticAddressBackend
+from moto.ec2.models import ec2_backends
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface, NetworkInterfaceBackend
 from moto.ec2.models.security_groups import SecurityGroupRule
 from moto.ec2.responses.elastic_ip_addresses import ElasticIPAddresses
@@ -542,12 +549,60 @@ THROTTLED: dict[str, Any] = {
 
 @dataclass
 class ActionFaults:
+    """The faults set for one action. Counted faults apply to the next N calls; `skip` lets that
+    many calls of the action pass untouched first (so a test can aim at, say, the third call)."""
+
     latency_ms: int = 0
+    #: None: every call until reset; otherwise the next N calls only.
+    latency_count: int | None = None
     throttle: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    reset: int = 0
+    malformed: int = 0
+    drop_fields: list[str] = field(default_factory=list)
+    #: None: every call until reset; otherwise the next N calls only.
+    drop_count: int | None = None
+    stale: int = 0
+    skip: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"latencyMs": self.latency_ms, "throttle": self.throttle, "errors": self.errors}
+        return {
+            "latencyMs": self.latency_ms,
+            "latencyCount": self.latency_count,
+            "throttle": self.throttle,
+            "errors": self.errors,
+            "reset": self.reset,
+            "malformed": self.malformed,
+            "dropFields": {"names": self.drop_fields, "count": self.drop_count},
+            "stale": self.stale,
+            "skip": self.skip,
+        }
+
+
+@dataclass
+class Fault:
+    """What to do with one call: spend latency, then answer with an injected error, close the
+    connection, or serve it and then corrupt the answer."""
+
+    latency_ms: int = 0
+    error: dict[str, Any] | None = None
+    reset: bool = False
+    malformed: bool = False
+    drop_fields: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StaleView:
+    """Eventual consistency: DescribeAddresses answers the associations as they were before the
+    last mutating call, for `remaining` more calls."""
+
+    remaining: int = 0
+    #: allocation id → (eni, instance, association id, private IP) before the change.
+    snapshot: dict[str, tuple[Any, Any, Any, Any]] = field(default_factory=dict)
+
+
+def _count(value: Any) -> int:
+    return max(0, int(value))
 
 
 # EC2's request rate limiting ("Request throttling for the Amazon EC2 API", EC2 developer guide):
@@ -702,6 +757,9 @@ class EmulatorState:
         self.lock = threading.Lock()
         self.faults: dict[str, ActionFaults] = {}
         self.log: list[dict[str, Any]] = []
+        self.inflight: dict[int, dict[str, Any]] = {}
+        self.next_inflight = 0
+        self.stale = StaleView()
         self.throttle = Throttle()
 
     def admit(self, action: str, params: dict[str, str]) -> dict[str, Any] | None:
@@ -718,15 +776,17 @@ class EmulatorState:
         with self.lock:
             faults = self.faults.setdefault(action, ActionFaults())
             if "latencyMs" in rule:
-                faults.latency_ms = max(0, int(rule["latencyMs"]))
+                faults.latency_ms = _count(rule["latencyMs"])
+                count = rule.get("latencyCount")
+                faults.latency_count = None if count is None else _count(count)
             if "throttle" in rule:
-                faults.throttle = max(0, int(rule["throttle"]))
+                faults.throttle = _count(rule["throttle"])
             if "error" in rule:
                 error = dict(rule["error"])
                 status = int(error.get("status", 500))
                 faults.errors.append(
                     {
-                        "count": max(0, int(error.get("count", 1))),
+                        "count": _count(error.get("count", 1)),
                         "status": status,
                         "code": str(
                             error.get("code")
@@ -735,24 +795,93 @@ class EmulatorState:
                         "message": str(error.get("message") or "An internal error has occurred"),
                     }
                 )
+            if "reset" in rule:
+                faults.reset = _count(rule["reset"])
+            if "malformed" in rule:
+                faults.malformed = _count(rule["malformed"])
+            if "dropFields" in rule:
+                drop = rule["dropFields"]
+                names = drop.get("names") if isinstance(drop, dict) else drop
+                if not isinstance(names, list) or not all(
+                    isinstance(n, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", n) for n in names
+                ):
+                    raise ValueError('"dropFields" names XML elements: {"names": ["publicIp"]}')
+                faults.drop_fields = list(names)
+                count = drop.get("count") if isinstance(drop, dict) else None
+                faults.drop_count = None if count is None else _count(count)
+            if "stale" in rule:
+                if action != "DescribeAddresses":
+                    raise ValueError('"stale" applies to DescribeAddresses only')
+                faults.stale = _count(rule["stale"])
+            if "skip" in rule:
+                faults.skip = _count(rule["skip"])
 
-    def take_fault(self, action: str) -> tuple[int, dict[str, Any] | None]:
-        """Latency to spend, and the injected error to answer with (None: serve normally)."""
+    def take_fault(self, action: str) -> Fault:
+        """What to do with this call of the action (an empty Fault: serve it normally)."""
         with self.lock:
             rules = [r for r in (self.faults.get(action), self.faults.get("*")) if r is not None]
-            latency = max((r.latency_ms for r in rules), default=0)
+            live = []
             for rule in rules:
+                if rule.skip > 0:
+                    rule.skip -= 1
+                else:
+                    live.append(rule)
+            fault = Fault()
+            for rule in live:
+                if rule.latency_ms and rule.latency_count != 0:
+                    fault.latency_ms = max(fault.latency_ms, rule.latency_ms)
+                    if rule.latency_count is not None:
+                        rule.latency_count -= 1
+            for rule in live:
+                if rule.reset > 0:
+                    rule.reset -= 1
+                    fault.reset = True
+                    return fault
+            for rule in live:
                 if rule.throttle > 0:
                     rule.throttle -= 1
-                    return latency, {**THROTTLED, "fault": "throttle"}
-            for rule in rules:
+                    fault.error = {
+                        "status": 503,
+                        "code": "RequestLimitExceeded",
+                        "message": "Request limit exceeded.",
+                        "fault": "throttle",
+                    }
+                    return fault
+            for rule in live:
                 while rule.errors and rule.errors[0]["count"] <= 0:
                     rule.errors.pop(0)
                 if rule.errors:
                     error = rule.errors[0]
                     error["count"] -= 1
-                    return latency, {**error, "fault": "error"}
-            return latency, None
+                    fault.error = {**error, "fault": "error"}
+                    return fault
+            for rule in live:
+                if rule.malformed > 0:
+                    rule.malformed -= 1
+                    fault.malformed = True
+                    return fault
+            for rule in live:
+                if rule.drop_fields and rule.drop_count != 0:
+                    fault.drop_fields = list(rule.drop_fields)
+                    if rule.drop_count is not None:
+                        rule.drop_count -= 1
+            return fault
+
+    def stale_armed(self) -> int:
+        """How many DescribeAddresses calls answer stale after a change (0: consistent reads)."""
+        with self.lock:
+            rule = self.faults.get("DescribeAddresses")
+            return rule.stale if rule is not None else 0
+
+    def begin(self, action: str, started_at: str) -> int:
+        with self.lock:
+            self.next_inflight += 1
+            self.inflight[self.next_inflight] = {"action": action, "startedAt": started_at}
+            return self.next_inflight
+
+    def end(self, ticket: int) -> None:
+        with self.lock:
+            self.inflight.pop(ticket, None)
 
     def record(self, entry: dict[str, Any]) -> None:
         with self.lock:
@@ -766,10 +895,56 @@ class EmulatorState:
     def reset_faults(self) -> None:
         with self.lock:
             self.faults.clear()
+            self.stale = StaleView()
 
     def reset_log(self) -> None:
         with self.lock:
             self.log.clear()
+
+
+def _all_addresses() -> list[ElasticAddress]:
+    """Every Elastic IP in every account and region the model holds (without creating any)."""
+    found: list[ElasticAddress] = []
+    for account in dict.values(ec2_backends):
+        for backend in dict.values(account):
+            found.extend(backend.addresses)
+    return found
+
+
+def _association_state(eip: ElasticAddress) -> tuple[Any, Any, Any, Any]:
+    return (eip.eni, eip.instance, eip.association_id, getattr(eip, "emulator_private_ip", None))
+
+
+def _set_association_state(eip: ElasticAddress, value: tuple[Any, Any, Any, Any]) -> None:
+    eip.eni, eip.instance, eip.association_id, eip.emulator_private_ip = value  # type: ignore[attr-defined]
+
+
+def malformed_body(body: bytes) -> bytes:
+    """A 200 answer no XML parser can read: the document cut in the middle of an element, then
+    bytes that are not XML at all."""
+    cut = body[: max(1, len(body) // 2)]
+    return cut + b"<<\x00garbage&&</"
+
+
+def drop_elements(body: bytes, names: Iterable[str]) -> bytes:
+    """The answer without the named elements (every occurrence, with their content)."""
+    for name in names:
+        tag = re.escape(name.encode())
+        body = re.sub(rb"<" + tag + rb"\s*/>", b"", body)
+        body = re.sub(rb"<" + tag + rb">.*?</" + tag + rb">", b"", body, flags=re.S)
+    return body
+
+
+def reset_connection(environ: dict[str, Any]) -> None:
+    """Closes the client's connection with a TCP reset instead of an answer."""
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # Ends the exchange at once (the server would otherwise wait for the next keep-alive
+        # request); the close that follows sends the reset.
+        sock.shutdown(socket.SHUT_RDWR)
+    # werkzeug treats a ConnectionError from the app as a dropped connection and writes nothing.
+    raise ConnectionResetError("fault injected: connection reset")
 
 
 def _now() -> str:
@@ -841,28 +1016,111 @@ class EmulatorApp:
     ) -> Iterable[bytes]:
         started_at, started = _now(), time.monotonic()
         params = {k: v[0] for k, v in form.items() if k not in ("Action", "Version")}
-        observer = environ.get("HTTP_X_EMULATOR_OBSERVER") == "1"
-        if observer:
-            return self.serve_model(environ, start_response)[2]
+        if environ.get("HTTP_X_EMULATOR_OBSERVER") == "1":
+            # An observer's look at the world: no faults, no bucket, not in the log.
+            status_line, headers, body = self.serve_model(environ, action, params)
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            start_response(status_line, [*headers, ("Content-Length", str(len(body)))])
+            return [body]
         exempt = environ.get("HTTP_X_EMULATOR_NO_FAULTS") == "1"
-        latency_ms, fault = (0, None) if exempt else self.state.take_fault(action)
-        if fault is None and not exempt:
-            fault = self.state.admit(action, params)
-        if latency_ms:
-            time.sleep(latency_ms / 1000)
-        if fault is not None:
-            status, code, body = (
-                fault["status"],
-                fault["code"],
-                ec2_error_body(fault["code"], fault["message"]),
+        fault = Fault() if exempt else self.state.take_fault(action)
+        if fault.error is None and not fault.reset and not exempt:
+            fault.error = self.state.admit(action, params)
+        ticket = self.state.begin(action, started_at)
+        try:
+            if fault.latency_ms:
+                time.sleep(fault.latency_ms / 1000)
+            if fault.reset:
+                self.record(environ, action, params, started_at, started, 0, None, "reset")
+                reset_connection(environ)
+            if fault.error is not None:
+                status, code = fault.error["status"], fault.error["code"]
+                body = ec2_error_body(code, fault.error["message"])
+                headers = [("Content-Type", "text/xml;charset=UTF-8")]
+                status_line = f"{status} {_STATUS_TEXT.get(status, 'Error')}"
+            else:
+                status_line, headers, body = self.serve_model(environ, action, params)
+                status = int(status_line.split(" ", 1)[0])
+                match = _CODE_RE.search(body) if status >= 400 else None
+                code = match.group(1).decode() if match else None
+                headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+                if status == 200 and fault.malformed:
+                    body = malformed_body(body)
+                elif status == 200 and fault.drop_fields:
+                    body = drop_elements(body, fault.drop_fields)
+            start_response(status_line, [*headers, ("Content-Length", str(len(body)))])
+            injected = (
+                fault.error["fault"]
+                if fault.error
+                else "malformed"
+                if fault.malformed and status == 200
+                else "dropFields"
+                if fault.drop_fields and status == 200
+                else None
             )
-            headers = [
-                ("Content-Type", "text/xml;charset=UTF-8"),
-                ("Content-Length", str(len(body))),
-            ]
-            start_response(f"{status} {_STATUS_TEXT.get(status, 'Error')}", headers)
-        else:
-            status, code, (body,) = self.serve_model(environ, start_response)
+            self.record(environ, action, params, started_at, started, status, code, injected)
+            return [body]
+        finally:
+            self.state.end(ticket)
+
+    def serve_model(
+        self, environ: dict[str, Any], action: str, params: dict[str, str]
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        """The call served by moto's model (with stale DescribeAddresses when so asked)."""
+        captured: dict[str, Any] = {}
+
+        def capture(status_line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status_line"], captured["headers"] = status_line, headers
+            return lambda _data: None
+
+        mutating = not action.startswith(READ_ONLY_PREFIXES)
+        dry_run = params.get("DryRun", "").lower() == "true"
+        stale_calls = self.state.stale_armed()
+        with MODEL_LOCK:
+            before = (
+                {e.allocation_id: _association_state(e) for e in _all_addresses()}
+                if stale_calls and mutating and not dry_run
+                else None
+            )
+            stale = self.state.stale
+            serve_stale = action == "DescribeAddresses" and stale.remaining > 0
+            current: dict[str, tuple[Any, Any, Any, Any]] = {}
+            if serve_stale:
+                stale.remaining -= 1
+                for eip in _all_addresses():
+                    if eip.allocation_id in stale.snapshot:
+                        current[eip.allocation_id] = _association_state(eip)
+                        _set_association_state(eip, stale.snapshot[eip.allocation_id])
+            try:
+                chunks = self.moto_app(environ, capture)
+                try:
+                    body = b"".join(chunks)
+                finally:
+                    close = getattr(chunks, "close", None)
+                    if close is not None:
+                        close()
+            finally:
+                for eip in _all_addresses():
+                    if eip.allocation_id in current:
+                        _set_association_state(eip, current[eip.allocation_id])
+            if before is not None and captured["status_line"].startswith("200"):
+                # Reads keep showing the oldest state not yet visible; a new change restarts the wait.
+                if stale.remaining == 0:
+                    stale.snapshot = before
+                stale.remaining = stale_calls
+        return captured["status_line"], captured["headers"], body
+
+    def record(
+        self,
+        environ: dict[str, Any],
+        action: str,
+        params: dict[str, str],
+        started_at: str,
+        started: float,
+        status: int,
+        code: str | None,
+        fault: str | None,
+    ) -> None:
         self.state.record(
             {
                 "action": action,
@@ -872,40 +1130,13 @@ class EmulatorApp:
                 "dryRun": params.get("DryRun", "").lower() == "true",
                 "status": status,
                 "errorCode": code,
-                "fault": fault["fault"] if fault else None,
-                "exempt": exempt,
+                "fault": fault,
+                "exempt": environ.get("HTTP_X_EMULATOR_NO_FAULTS") == "1",
                 "startedAt": started_at,
                 "finishedAt": _now(),
                 "durationMs": round((time.monotonic() - started) * 1000, 1),
             }
         )
-        return [body]
-
-    def serve_model(
-        self, environ: dict[str, Any], start_response: StartResponse
-    ) -> tuple[int, str | None, list[bytes]]:
-        """moto answers, one call at a time: its status, EC2 error code (if any) and body."""
-        captured: dict[str, Any] = {}
-
-        def capture(status_line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            captured["status"] = int(status_line.split(" ", 1)[0])
-            captured["status_line"], captured["headers"] = status_line, headers
-            return lambda _data: None
-
-        with MODEL_LOCK:
-            chunks = self.moto_app(environ, capture)
-            try:
-                body = b"".join(chunks)
-            finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
-        status = captured["status"]
-        match = _CODE_RE.search(body) if status >= 400 else None
-        code = match.group(1).decode() if match else None
-        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
-        start_response(captured["status_line"], [*headers, ("Content-Length", str(len(body)))])
-        return status, code, [body]
 
     def control(
         self, environ: dict[str, Any], start_response: StartResponse, command: str
@@ -938,6 +1169,9 @@ class EmulatorApp:
         if (method, command) == ("GET", "throttle"):
             with state.lock:
                 return state.throttle.to_json()
+        if (method, command) == ("GET", "inflight"):
+            with state.lock:
+                return list(state.inflight.values())
         if method != "POST":
             return None
         if command == "faults":

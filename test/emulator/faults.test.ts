@@ -7,6 +7,7 @@ import {
   DescribeNetworkInterfacesCommand,
 } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
+import { createWorld } from '../support/world.js';
 import { ec2Failure, useEmulator } from './helpers.js';
 
 const env = useEmulator();
@@ -240,7 +241,133 @@ describe('control API', () => {
     const res = await fetch(`${env.emulator.endpoint}/_emulator/faults`);
 
     expect(await res.json()).toEqual({
-      AssociateAddress: { latencyMs: 50, throttle: 2, errors: [] },
+      AssociateAddress: {
+        latencyMs: 50,
+        latencyCount: null,
+        throttle: 2,
+        errors: [],
+        reset: 0,
+        malformed: 0,
+        dropFields: { names: [], count: null },
+        stale: 0,
+        skip: 0,
+      },
     });
+  });
+});
+
+describe('latency on the next N calls, after skipping some', () => {
+  it('latencyCount delays only that many calls; skip lets the first calls pass untouched', async () => {
+    await env.emulator.injectFaults({
+      action: 'DescribeAddresses',
+      latencyMs: 300,
+      latencyCount: 1,
+      skip: 1,
+    });
+    for (let i = 0; i < 3; i++) await describeAddresses();
+    const durations = (await env.emulator.actions()).map((a) => a.durationMs);
+    expect(durations[0]).toBeLessThan(290);
+    expect(durations[1]).toBeGreaterThanOrEqual(290);
+    expect(durations[2]).toBeLessThan(290);
+  });
+
+  it('lists a call held by latency as in flight until it is answered', async () => {
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', latencyMs: 1_000 });
+    const pending = describeAddresses();
+    let seen: { action: string }[] = [];
+    for (let i = 0; i < 50 && seen.length === 0; i++) {
+      seen = await env.emulator.inflight();
+      if (seen.length === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(seen).toMatchObject([{ action: 'DescribeAddresses' }]);
+    await pending;
+    expect(await env.emulator.inflight()).toEqual([]);
+  });
+});
+
+describe('broken connections and answers', () => {
+  it('reset closes the connection without an answer and does not apply the call', async () => {
+    await env.emulator.injectFaults({ action: 'AllocateAddress', reset: 1 });
+    const err = await env.ec2.send(new AllocateAddressCommand({ Domain: 'vpc' })).then(
+      () => null,
+      (e: NodeJS.ErrnoException) => e,
+    );
+    expect(err?.code).toBe('ECONNRESET');
+    expect((await describeAddresses()).Addresses).toEqual([]);
+    expect((await env.emulator.actions())[0]).toMatchObject({
+      action: 'AllocateAddress',
+      status: 0,
+      fault: 'reset',
+    });
+  });
+
+  it('malformed applies the call, then answers 200 with a body that is not XML', async () => {
+    await env.emulator.injectFaults({ action: 'AllocateAddress', malformed: 1 });
+    const err = await env.ec2.send(new AllocateAddressCommand({ Domain: 'vpc' })).then(
+      () => null,
+      (e: { message: string; $metadata?: { httpStatusCode?: number } }) => e,
+    );
+    expect(err?.message).toMatch(/XML parse error/);
+    expect(err?.$metadata?.httpStatusCode).toBe(200);
+    // Applied: EC2 did the work; only the answer was lost.
+    expect((await describeAddresses()).Addresses).toHaveLength(1);
+    expect((await env.emulator.actions())[0]).toMatchObject({ status: 200, fault: 'malformed' });
+  });
+
+  it('dropFields removes the named elements from the next N answers', async () => {
+    await env.ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }));
+    await env.emulator.injectFaults({
+      action: 'DescribeAddresses',
+      dropFields: { names: ['publicIp'], count: 1 },
+    });
+    const [first] = (await describeAddresses()).Addresses ?? [];
+    expect(first?.AllocationId).toMatch(/^eipalloc-/);
+    expect(first?.PublicIp).toBeUndefined();
+    expect((await describeAddresses()).Addresses?.[0]?.PublicIp).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+  });
+
+  it('dropFields refuses a name that is not an XML element name', async () => {
+    const res = await fetch(`${env.emulator.endpoint}/_emulator/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ action: 'DescribeAddresses', dropFields: ['a>b'] }),
+    });
+    expect(res.status).toBe(400);
+  });
+});
+
+describe('eventual consistency', () => {
+  it('stale: after a change, the next N DescribeAddresses show the association before it', async () => {
+    const world = await createWorld(env.ec2, { mode: 'cross-az' });
+    await env.emulator.injectFaults({ action: 'DescribeAddresses', stale: 2 });
+    const associate = (eni: string, ip: string) =>
+      env.ec2.send(
+        new AssociateAddressCommand({
+          AllocationId: world.allocationId,
+          NetworkInterfaceId: eni,
+          PrivateIpAddress: ip,
+          AllowReassociation: true,
+        }),
+      );
+    const where = async () =>
+      (await env.ec2.send(new DescribeAddressesCommand({ AllocationIds: [world.allocationId] })))
+        .Addresses?.[0]?.NetworkInterfaceId ?? null;
+
+    await associate(world.primary.networkInterfaceId, world.primary.privateIp);
+    expect(await where()).toBeNull();
+    expect(await where()).toBeNull();
+    expect(await where()).toBe(world.primary.networkInterfaceId);
+
+    await associate(world.secondary.networkInterfaceId, world.secondary.privateIp);
+    expect(await where()).toBe(world.primary.networkInterfaceId);
+    expect(await where()).toBe(world.primary.networkInterfaceId);
+    expect(await where()).toBe(world.secondary.networkInterfaceId);
+  });
+
+  it('stale is refused on any action but DescribeAddresses', async () => {
+    const res = await fetch(`${env.emulator.endpoint}/_emulator/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ action: 'DescribeNetworkInterfaces', stale: 1 }),
+    });
+    expect(res.status).toBe(400);
   });
 });

@@ -29,6 +29,20 @@ export interface FaultRule {
     readonly status?: number;
     readonly message?: string;
   };
+  /** With latencyMs: delay only the next N calls (absent: every call until reset). */
+  readonly latencyCount?: number;
+  /** Close the connection without an answer (a TCP reset) on the next N calls; none is applied. */
+  readonly reset?: number;
+  /** Apply the next N calls, then answer 200 with a body no XML parser can read. */
+  readonly malformed?: number;
+  /** Apply calls, then remove these XML elements from the answer (next `count` calls, or all). */
+  readonly dropFields?:
+    | readonly string[]
+    | { readonly names: readonly string[]; readonly count?: number };
+  /** DescribeAddresses only: after each mutating call, the next N answers show the associations as they were before it. */
+  readonly stale?: number;
+  /** Let this many calls of the action pass untouched before the faults above apply. */
+  readonly skip?: number;
 }
 
 /** One token bucket: EC2's "bucket maximum capacity" and "bucket refill rate". */
@@ -94,8 +108,8 @@ export interface ActionRecord {
   readonly dryRun: boolean;
   readonly status: number;
   readonly errorCode: string | null;
-  /** Set when the answer was injected (throttle, error) or a token bucket was empty (bucket). */
-  readonly fault: 'throttle' | 'error' | 'bucket' | null;
+  /** Set when the answer was injected, or a token bucket was empty (bucket). */
+  readonly fault: 'throttle' | 'error' | 'bucket' | 'reset' | 'malformed' | 'dropFields' | null;
   /** Sent with EXEMPT_HEADER: served without faults or latency (an observer, not the client under test). */
   readonly exempt: boolean;
   readonly startedAt: string;
@@ -144,6 +158,8 @@ export interface Emulator {
   injectFaults(rules: FaultRule | readonly FaultRule[]): Promise<void>;
   resetFaults(): Promise<void>;
   actions(): Promise<ActionRecord[]>;
+  /** The actions being served right now (held by injected latency, say). */
+  inflight(): Promise<{ action: string; startedAt: string }[]>;
   resetLog(): Promise<void>;
   setPolicy(policy: EmulatorPolicy): Promise<void>;
   /** Replaces the token buckets (fresh, at their initial tokens); `{}` switches throttling off. */
@@ -270,6 +286,8 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Em
       await control('POST', 'reset-faults', {});
     },
     actions: async () => (await control('GET', 'log')) as ActionRecord[],
+    inflight: async () =>
+      (await control('GET', 'inflight')) as { action: string; startedAt: string }[],
     resetLog: async () => {
       await control('POST', 'reset-log', {});
     },

@@ -65,8 +65,10 @@ export interface StubRequest {
 export type StubFault =
   | { kind: 'status'; status: number; count?: number }
   | { kind: 'delay'; ms: number }
-  | { kind: 'body'; body: string }
-  | { kind: 'hang' };
+  | { kind: 'body'; body: string; path?: string }
+  /** The token expires mid-run: after this many more answered GETs, every token handed out is invalid. */
+  | { kind: 'expire'; afterGets: number }
+  | { kind: 'hang'; path?: string };
 
 export interface ImdsStub {
   readonly endpoint: string;
@@ -104,7 +106,16 @@ export async function startImdsStub(options: {
   const server = createServer(async (req, res) => {
     arrivals.set(req, performance.timeOrigin + performance.now());
     const url = req.url ?? '/';
-    if (fault?.kind === 'hang') return; // never answers: the client's timeout must fire
+    if (fault?.kind === 'hang' && (fault.path === undefined || url.includes(fault.path))) {
+      // Never answers: the client's timeout must fire. Listed with status 0 so tests see it came.
+      requests.push({
+        method: req.method ?? '',
+        path: url,
+        status: 0,
+        receivedAt: arrivals.get(req) ?? 0,
+      });
+      return;
+    }
     if (fault?.kind === 'delay')
       await new Promise((r) => setTimeout(r, fault?.kind === 'delay' ? fault.ms : 0));
     if (fault?.kind === 'status') {
@@ -125,7 +136,15 @@ export async function startImdsStub(options: {
     if (req.method !== 'GET' || !url.startsWith('/latest/meta-data/')) return answer(req, res, 404);
     const token = req.headers['x-aws-ec2-metadata-token'];
     if (typeof token !== 'string' || !tokens.has(token)) return answer(req, res, 401);
-    if (fault?.kind === 'body') return answer(req, res, 200, fault.body);
+    if (fault?.kind === 'body' && (fault.path === undefined || url.includes(fault.path)))
+      return answer(req, res, 200, fault.body);
+    if (fault?.kind === 'expire') {
+      fault.afterGets -= 1;
+      if (fault.afterGets <= 0) {
+        tokens.clear();
+        fault = undefined;
+      }
+    }
     const value = await options.metadata(url.slice('/latest/meta-data/'.length));
     if (value === undefined) return answer(req, res, 404, 'Not Found');
     return answer(req, res, 200, value);

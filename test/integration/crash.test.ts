@@ -1,0 +1,135 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { useEmulator } from '../emulator/helpers.js';
+import {
+  eip,
+  localIpv4s,
+  logLines,
+  mutations,
+  type Pair,
+  runAgent,
+  setupPair,
+  spawnAgent,
+  waitFor,
+} from '../support/bundle.js';
+import type { FaultRule } from '../support/emulator.js';
+import type { ImdsStub } from '../support/imds-stub.js';
+
+/**
+ * SIGKILL at each step boundary of a takeover. The next call is held (injected latency, or a
+ * hanging IMDS) so the kill lands at a known point; EC2 then applies the held call, as it may
+ * after a client dies. The next takeover or reconcile must converge, send only what is missing,
+ * and not be held up by the dead process's lock.
+ */
+const env = useEmulator();
+const stubs: ImdsStub[] = [];
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'eip-failover-crash-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  await Promise.all(stubs.splice(0).map((s) => s.close()));
+});
+
+const VIP = '10.0.0.50';
+const HOLD_MS = 3_000;
+
+interface CrashPoint {
+  readonly name: string;
+  /** Holds the call after the step; absent: the IMDS local-ipv4s read of verification hangs. */
+  readonly hold?: FaultRule;
+  /** What the run after the crash must still send. */
+  readonly remaining: readonly string[];
+}
+
+const POINTS: readonly CrashPoint[] = [
+  {
+    name: 'during observe',
+    hold: { action: 'DescribeAddresses', latencyMs: HOLD_MS, latencyCount: 1 },
+    remaining: ['AssignPrivateIpAddresses', 'AssociateAddress'],
+  },
+  {
+    name: 'after observe, in AssignPrivateIpAddresses',
+    hold: { action: 'AssignPrivateIpAddresses', latencyMs: HOLD_MS, latencyCount: 1 },
+    remaining: ['AssociateAddress'],
+  },
+  {
+    name: 'after AssignPrivateIpAddresses, in the re-observe',
+    hold: { action: 'DescribeAddresses', latencyMs: HOLD_MS, latencyCount: 1, skip: 1 },
+    remaining: ['AssociateAddress'],
+  },
+  {
+    name: 'after the re-observe, in AssociateAddress',
+    hold: { action: 'AssociateAddress', latencyMs: HOLD_MS, latencyCount: 1 },
+    remaining: [],
+  },
+  {
+    name: 'after AssociateAddress, in verification (DescribeAddresses)',
+    hold: { action: 'DescribeAddresses', latencyMs: HOLD_MS, latencyCount: 1, skip: 2 },
+    remaining: [],
+  },
+  { name: 'in verification (IMDS local-ipv4s)', remaining: [] },
+];
+
+async function crashAt(pair: Pair, point: CrashPoint): Promise<void> {
+  const node = pair.primary;
+  if (point.hold) await env.emulator.injectFaults(point.hold);
+  else node.imds.setFault({ kind: 'hang', path: '/local-ipv4s' });
+  const { child, done } = spawnAgent(env, node, ['takeover']);
+  if (point.hold) {
+    const held = point.hold.action;
+    await waitFor(`${held} held in the emulator`, async () =>
+      (await env.emulator.inflight()).some((c) => c.action === held),
+    );
+  } else {
+    await waitFor('local-ipv4s asked', async () =>
+      node.imds.requests.some((r) => r.path.endsWith('/local-ipv4s') && r.status === 0),
+    );
+  }
+  child.kill('SIGKILL');
+  expect((await done).code).toBe(137);
+  // EC2 finishes what it received; only then is the state the crash left final.
+  await waitFor('no call in flight', async () => (await env.emulator.inflight()).length === 0);
+  await env.emulator.resetFaults();
+  node.imds.setFault(undefined);
+}
+
+describe('SIGKILL mid-takeover, then the next run converges', () => {
+  for (const command of ['takeover', 'reconcile'] as const) {
+    for (const point of POINTS) {
+      it(`killed ${point.name}; then ${command}`, async () => {
+        const pair = await setupPair(env, dir, 'same-subnet', stubs);
+        await env.emulator.resetLog();
+        await crashAt(pair, point);
+        const lock = join(pair.primary.stateDir, 'takeover.lock');
+        // The dead run's lock is still there: the next run must see its owner is gone.
+        expect(existsSync(lock)).toBe(true);
+        await env.emulator.resetLog();
+
+        const run = await runAgent(env, pair.primary, [command, '--deadline', '15']);
+        expect(run.code, run.stderr).toBe(0);
+        expect(run.stderr).toBe('');
+        expect(await eip(env, pair.world)).toEqual({
+          eni: pair.primary.world.networkInterfaceId,
+          ip: VIP,
+          instance: pair.primary.world.instanceId,
+        });
+        expect(await localIpv4s(env.ec2, pair.primary.world.networkInterfaceId)).toContain(VIP);
+        // Only what the crash left undone, never a redundant remap.
+        expect(await mutations(env)).toEqual(point.remaining);
+        const last = (await logLines(pair.primary)).filter((l) => l.command === command).at(-1);
+        expect(last?.msg).toBe(
+          point.remaining.length > 0 ? 'takeover verified' : 'already held: nothing to do',
+        );
+        expect(existsSync(lock)).toBe(false);
+      });
+    }
+  }
+});
