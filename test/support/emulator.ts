@@ -54,6 +54,26 @@ export interface EmulatorPolicy {
   readonly allowReassociationByDefault?: boolean;
 }
 
+/** An IAM identity-based policy document (JSON as IAM takes it). */
+export interface PolicyDocument {
+  readonly Version?: string;
+  readonly Statement: readonly Readonly<Record<string, unknown>>[];
+}
+
+/**
+ * A caller whose requests the emulator authorizes against `policy` (see IamEnforcer in
+ * ec2_emulator.py): the signature is checked when `secretAccessKey` is given, the session token
+ * when `sessionToken` is. Callers whose key id is not registered are served unchecked.
+ */
+export interface IamPrincipal {
+  readonly accessKeyId: string;
+  readonly secretAccessKey?: string;
+  readonly sessionToken?: string;
+  /** The IAM user name in refusal messages. @default 'eip-failover' */
+  readonly name?: string;
+  readonly policy: PolicyDocument;
+}
+
 export interface Emulator {
   /** Base URL of the EC2 endpoint, for `AWS_ENDPOINT_URL_EC2` or a client's `endpoint`. */
   readonly endpoint: string;
@@ -65,7 +85,10 @@ export interface Emulator {
   actions(): Promise<ActionRecord[]>;
   resetLog(): Promise<void>;
   setPolicy(policy: EmulatorPolicy): Promise<void>;
-  /** Forget every resource, fault, log entry and policy: a fresh EC2, cheaper than a restart. */
+  /** Enforce IAM for these callers (added to those registered); reset() forgets them. */
+  registerPrincipals(principals: IamPrincipal | readonly IamPrincipal[]): Promise<void>;
+  resetIam(): Promise<void>;
+  /** Forget every resource, fault, log entry, policy and principal: a fresh EC2, cheaper than a restart. */
   reset(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -177,6 +200,12 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Em
     },
     setPolicy: async (policy) => {
       await control('POST', 'policy', policy);
+    },
+    registerPrincipals: async (principals) => {
+      await control('POST', 'iam', principals);
+    },
+    resetIam: async () => {
+      await control('POST', 'reset-iam', {});
     },
     reset: async () => {
       await control('POST', 'reset', {});
