@@ -188,11 +188,18 @@ export function runAgent(
   args: string[],
   credentials: { accessKeyId: string; secretAccessKey: string } | undefined,
   extraEnv: Record<string, string> = {},
+  options: { umask?: string } = {},
 ): Promise<Run> {
+  const argv = [BUNDLE, ...args, '-c', node.config];
+  // With a umask: through sh, which sets it and execs node with the same arguments.
+  const [file, fileArgs] =
+    options.umask === undefined
+      ? [process.execPath, argv]
+      : ['/bin/sh', ['-c', `umask ${options.umask} && exec "$0" "$@"`, process.execPath, ...argv]];
   return new Promise((done) => {
     execFile(
-      process.execPath,
-      [BUNDLE, ...args, '-c', node.config],
+      file,
+      fileArgs,
       {
         env: {
           PATH: process.env.PATH ?? '',
