@@ -188,7 +188,7 @@ export function runAgent(
   args: string[],
   credentials: { accessKeyId: string; secretAccessKey: string } | undefined,
   extraEnv: Record<string, string> = {},
-  options: { umask?: string } = {},
+  options: { umask?: string; uid?: number; gid?: number } = {},
 ): Promise<Run> {
   const argv = [BUNDLE, ...args, '-c', node.config];
   // With a umask: through sh, which sets it and execs node with the same arguments.
@@ -214,6 +214,8 @@ export function runAgent(
           ...extraEnv,
         },
         timeout: 60_000,
+        ...(options.uid === undefined ? {} : { uid: options.uid }),
+        ...(options.gid === undefined ? {} : { gid: options.gid }),
       },
       (err, stdout, stderr) =>
         done({ code: err ? Number((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
