@@ -1,8 +1,10 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { ownLikeParent } from './ownership.js';
 
 export interface LogOptions {
-  /** Appended to, directory created, mode 0640; absent → stdout, or stderr (see below). */
+  /** Appended to, directory created 0750, mode 0640; absent → stdout, or stderr (see below). */
   readonly logFile?: string;
   /** The command prints its own report on stdout (status, check, --dry-run): log to stderr. */
   readonly reportOnStdout?: boolean;
@@ -16,10 +18,11 @@ export function createLogger(options: LogOptions): Logger {
   let destination = options.stream;
   if (destination === undefined && options.logFile !== undefined) {
     try {
+      // Our own mkdir: pino's creates missing directories 0777 less the umask (0777 under umask 0).
+      mkdirSync(dirname(options.logFile), { recursive: true, mode: 0o750 });
       destination = pino.destination({
         dest: options.logFile,
         append: true,
-        mkdir: true,
         // Synchronous: keepalived's hook may be killed right after it returns; no line may be lost.
         sync: true,
         mode: 0o640,

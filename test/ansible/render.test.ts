@@ -117,6 +117,21 @@ describe.each<Mode>(['same-subnet', 'cross-az'])('the role renders a %s pair', (
     for (const node of NODES) expect(tree(join(root, node))).toEqual(NODE_TREE);
   });
 
+  it.each(NODES)(
+    'gives %s tight modes: nothing others can write; keepalived.conf 0640, log dir 0750',
+    (node) => {
+      const mode = (path: string) => statSync(join(root, node, path)).mode & 0o777;
+      for (const path of NODE_TREE)
+        expect(mode(path) & 0o022, `${path} is group/other-writable`).toBe(0);
+      // keepalived.conf names the hooks keepalived runs: root's alone to change, not world-readable.
+      expect(mode('etc/keepalived/keepalived.conf')).toBe(0o640);
+      // The agent's log: the script user writes it, others cannot read it.
+      expect(mode('var/log/eip-failover')).toBe(0o750);
+      // The agent's config holds ids and paths, no secret: world-readable so `status` works for operators.
+      expect(mode('etc/eip-failover/config.json')).toBe(0o644);
+    },
+  );
+
   it.each(NODES)('names %s as unicast source and the other node as its peer', (node) => {
     const conf = keepalivedConf(node);
     expect(conf).toContain(`unicast_src_ip ${ips[node]}\n`);

@@ -8,7 +8,12 @@ describe('the pair of instances', () => {
     const { template } = synth({ mode });
     template.resourceCountIs('AWS::EC2::Instance', 2);
     template.allResourcesProperties('AWS::EC2::Instance', {
-      MetadataOptions: Match.objectLike({ HttpTokens: 'required', HttpEndpoint: 'enabled' }),
+      // One hop: the agent runs on the host; a container behind a bridge cannot borrow the role.
+      MetadataOptions: Match.objectLike({
+        HttpTokens: 'required',
+        HttpEndpoint: 'enabled',
+        HttpPutResponseHopLimit: 1,
+      }),
     });
   });
 

@@ -27,7 +27,12 @@ API on `/`; moto's own API on `/moto-api/`; this emulator's control API on `/_em
                                    "manualClock": false}
     GET  /_emulator/throttle      the buckets in force: tokens left, calls allowed and throttled
     POST /_emulator/throttle/advance  {"seconds": 1.5}: move the buckets' clock (manualClock only)
-    POST /_emulator/reset         moto's state, faults, log, policy and throttle, all at once
+    POST /_emulator/iam           one principal or a list: {"accessKeyId": "AKIA…",
+                                  "secretAccessKey": "…", "sessionToken": "…" (optional),
+                                  "name": "…", "policy": {IAM policy document}}; see IamEnforcer
+    GET  /_emulator/iam           the access key ids registered
+    POST /_emulator/reset-iam
+    POST /_emulator/reset         moto's state, faults, log, policy, throttle and principals
 
 A request with the header `X-Emulator-Observer: 1` (a test harness or IMDS stub looking at the
 world, not the account's own API traffic) is neither throttled by the buckets nor logged.
@@ -57,6 +62,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from io import BytesIO
 from typing import Any, Callable, Iterable
+from base64 import b64encode
 from urllib.parse import parse_qs
 
 # A one-image catalogue instead of moto's ~1,200 per region: resetting the EC2 model (between tests)
@@ -65,6 +71,10 @@ os.environ.setdefault(
     "MOTO_AMIS_PATH", os.path.join(os.path.dirname(os.path.abspath(__file__)), "amis.json")
 )
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core import errors as moto_errors
 from moto.core import serialize as moto_serialize
 from moto.core.responses import ActionResult
@@ -960,10 +970,236 @@ def ec2_error_body(code: str, message: str) -> bytes:
     ).encode()
 
 
+# --------------------------------------------------------------------------------------------
+# IAM enforcement (opt-in): moto 5.2.1 checks signatures and matches actions, but passes "*" as
+# the resource of every EC2 action (so a policy scoped to ARNs never allows anything), treats every
+# Condition as satisfied, answers AccessDenied rather than EC2's UnauthorizedOperation (DryRun
+# too), and once switched on (/moto-api/reset-auth) applies to every caller, test setup included.
+# This layer evaluates identity-based policies for registered access keys only.
+# --------------------------------------------------------------------------------------------
+
+_CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_SIGNED_HEADERS_RE = re.compile(r"SignedHeaders=([^,\s]+)")
+_SIGNATURE_RE = re.compile(r"Signature=([0-9a-f]+)")
+
+
+@dataclass
+class Principal:
+    access_key_id: str
+    policy: dict[str, Any]
+    name: str = "eip-failover"
+    secret_access_key: str | None = None
+    session_token: str | None = None
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:user/{self.name}"
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _wildcard(pattern: str, value: str, ignore_case: bool) -> bool:
+    """IAM's wildcards: `*` any run of characters, `?` one character; nothing else is special."""
+    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return re.fullmatch(regex, value, re.IGNORECASE if ignore_case else 0) is not None
+
+
+def _statement_matches(statement: dict[str, Any], action: str, resource: str) -> bool:
+    """Whether the statement's Action/NotAction (case-insensitive) and Resource/NotResource
+    (case-sensitive) cover this action on this resource. Conditions are not looked at here."""
+    if "NotAction" in statement:
+        if any(_wildcard(p, action, True) for p in _as_list(statement["NotAction"])):
+            return False
+    elif not any(_wildcard(p, action, True) for p in _as_list(statement.get("Action"))):
+        return False
+    if "NotResource" in statement:
+        return not any(_wildcard(p, resource, False) for p in _as_list(statement["NotResource"]))
+    return any(_wildcard(p, resource, False) for p in _as_list(statement.get("Resource")))
+
+
+def evaluate_policy(policy: dict[str, Any], action: str, resource: str) -> str:
+    """IAM's identity-based evaluation for one action on one resource: "deny" when a Deny statement
+    matches (explicit deny wins), else "allow" when an Allow statement matches, else "implicit"
+    (no statement allows it; refused).
+
+    Conditions cannot be evaluated here (the emulator has no request context: no aws:SourceIp,
+    no tags, no aws:RequestedRegion semantics), so the evaluator errs towards refusing: an Allow
+    statement with a Condition never allows, a Deny statement with a Condition always denies."""
+    allowed = False
+    for statement in _as_list(policy.get("Statement")):
+        if not isinstance(statement, dict) or not _statement_matches(statement, action, resource):
+            continue
+        if statement.get("Effect") == "Deny":
+            return "deny"
+        if statement.get("Effect") == "Allow" and not statement.get("Condition"):
+            allowed = True
+    return "allow" if allowed else "implicit"
+
+
+def _ec2_arn(region: str, kind: str, resource_id: str) -> str:
+    return f"arn:aws:ec2:{region}:{DEFAULT_ACCOUNT_ID}:{kind}/{resource_id}"
+
+
+def _allocation_of_public_ip(region: str, public_ip: str) -> str:
+    from moto.ec2.models import ec2_backends
+
+    with MODEL_LOCK:
+        for eip in ec2_backends[DEFAULT_ACCOUNT_ID][region].addresses:
+            if eip.public_ip == public_ip:
+                return str(eip.allocation_id)
+    return public_ip
+
+
+def request_resources(action: str, params: dict[str, str], region: str) -> list[str]:
+    """The resources EC2 authorizes an action against, per the Service Authorization Reference,
+    built from the ids the request names:
+    - AssociateAddress: the elastic-ip, and the network-interface and/or instance named;
+    - AssignPrivateIpAddresses / UnassignPrivateIpAddresses: the network-interface;
+    - DisassociateAddress: the elastic-ip is not named by the request (an association id), "*";
+    - Describe* and everything else: "*" (no resource-level permissions)."""
+    if action == "AssociateAddress":
+        allocation = params.get("AllocationId") or _allocation_of_public_ip(
+            region, params.get("PublicIp", "")
+        )
+        resources = [_ec2_arn(region, "elastic-ip", allocation)]
+        if params.get("NetworkInterfaceId"):
+            resources.append(_ec2_arn(region, "network-interface", params["NetworkInterfaceId"]))
+        if params.get("InstanceId"):
+            resources.append(_ec2_arn(region, "instance", params["InstanceId"]))
+        return resources
+    if action in ("AssignPrivateIpAddresses", "UnassignPrivateIpAddresses"):
+        return [_ec2_arn(region, "network-interface", params.get("NetworkInterfaceId", ""))]
+    return ["*"]
+
+
+def _signature_valid(principal: Principal, environ: dict[str, Any], body: bytes) -> bool:
+    """SigV4 recomputed with the principal's secret over the headers the client signed."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    scope = _CREDENTIAL_RE.search(auth)
+    signed = _SIGNED_HEADERS_RE.search(auth)
+    signature = _SIGNATURE_RE.search(auth)
+    if not (scope and signed and signature):
+        return False
+    headers: dict[str, str] = {}
+    for name in signed.group(1).split(";"):
+        key = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}.get(
+            name, "HTTP_" + name.upper().replace("-", "_")
+        )
+        if key not in environ:
+            return False
+        headers[name] = str(environ[key])
+    path = environ.get("PATH_INFO", "/") or "/"
+    if environ.get("QUERY_STRING"):
+        path += "?" + environ["QUERY_STRING"]
+    request = AWSRequest(
+        method=environ.get("REQUEST_METHOD", "POST"), url=path, data=body, headers=headers
+    )
+    request.context["timestamp"] = headers.get("x-amz-date", "")
+    signer = SigV4Auth(
+        Credentials(
+            principal.access_key_id, principal.secret_access_key or "", principal.session_token
+        ),
+        scope.group(3),
+        scope.group(2),
+    )
+    canonical = signer.canonical_request(request)
+    expected = signer.signature(signer.string_to_sign(request, canonical), request)
+    return expected == signature.group(1)
+
+
+@dataclass
+class IamDecision:
+    status: int
+    code: str
+    message: str
+
+
+class IamEnforcer:
+    """Callers whose access key id is registered are authenticated (SigV4 when a secret is given;
+    the session token when one is given) and authorized against their policy; callers whose key is
+    not registered (the tests' own setup client) are served as before. Nothing registered: off."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.principals: dict[str, Principal] = {}
+
+    def register(self, spec: dict[str, Any]) -> None:
+        key = spec.get("accessKeyId")
+        policy = spec.get("policy")
+        if not isinstance(key, str) or not key or not isinstance(policy, dict):
+            raise ValueError('each principal needs "accessKeyId" and "policy" (a policy document)')
+        for statement in _as_list(policy.get("Statement")):
+            if not isinstance(statement, dict) or statement.get("Effect") not in ("Allow", "Deny"):
+                raise ValueError("each statement needs Effect Allow or Deny")
+        with self.lock:
+            self.principals[key] = Principal(
+                access_key_id=key,
+                policy=policy,
+                name=str(spec.get("name") or "eip-failover"),
+                secret_access_key=spec.get("secretAccessKey"),
+                session_token=spec.get("sessionToken"),
+            )
+
+    def keys(self) -> list[str]:
+        with self.lock:
+            return sorted(self.principals)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.principals.clear()
+
+    def decide(
+        self, environ: dict[str, Any], body: bytes, action: str, params: dict[str, str]
+    ) -> IamDecision | None:
+        """None: serve the request. Otherwise the error EC2 answers with."""
+        scope = _CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if scope is None:
+            return None
+        with self.lock:
+            principal = self.principals.get(scope.group(1))
+        if principal is None:
+            return None
+        token = environ.get("HTTP_X_AMZ_SECURITY_TOKEN")
+        if principal.session_token is not None and token != principal.session_token:
+            return IamDecision(
+                401, "AuthFailure", "AWS was not able to validate the provided access credentials"
+            )
+        if principal.secret_access_key is not None and not _signature_valid(
+            principal, environ, body
+        ):
+            return IamDecision(
+                401, "AuthFailure", "AWS was not able to validate the provided access credentials"
+            )
+        region = scope.group(2)
+        iam_action = f"ec2:{action}"
+        for resource in request_resources(action, params, region):
+            verdict = evaluate_policy(principal.policy, iam_action, resource)
+            if verdict == "allow":
+                continue
+            why = (
+                "with an explicit deny in an identity-based policy"
+                if verdict == "deny"
+                else f"because no identity-based policy allows the {iam_action} action"
+            )
+            detail = (
+                f"User: {principal.arn} is not authorized to perform: {iam_action} "
+                f"on resource: {resource} {why}"
+            )
+            encoded = b64encode(detail.encode()).decode()
+            return IamDecision(
+                403,
+                "UnauthorizedOperation",
+                f"You are not authorized to perform this operation. {detail}. "
+                f"Encoded authorization failure message: {encoded}",
+            )
+        return None
+
+
 _CODE_RE = re.compile(rb"<Code>([^<]+)</Code>")
-_CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/")
-
-
 def _access_key_id(environ: dict[str, Any]) -> str | None:
     """The caller, as SigV4 names it: the access key id in the Authorization header."""
     match = _CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
@@ -971,6 +1207,8 @@ def _access_key_id(environ: dict[str, Any]) -> str | None:
 _STATUS_TEXT = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     412: "Precondition Failed",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -982,9 +1220,10 @@ StartResponse = Callable[..., Any]
 class EmulatorApp:
     """WSGI: the control API on /_emulator/, EC2 actions with faults and logging, the rest to moto."""
 
-    def __init__(self, moto_app: Any, state: EmulatorState) -> None:
+    def __init__(self, moto_app: Any, state: EmulatorState, iam: IamEnforcer | None = None) -> None:
         self.moto_app = moto_app
         self.state = state
+        self.iam = iam if iam is not None else IamEnforcer()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -995,7 +1234,7 @@ class EmulatorApp:
         action = form.get("Action", [None])[0]
         if not action:
             return self.moto_app(environ, start_response)
-        return self.serve_action(environ, start_response, action, form)
+        return self.serve_action(environ, start_response, action, form, body)
 
     @staticmethod
     def read_body(environ: dict[str, Any]) -> bytes:
@@ -1013,6 +1252,7 @@ class EmulatorApp:
         start_response: StartResponse,
         action: str,
         form: dict[str, list[str]],
+        raw_body: bytes = b"",
     ) -> Iterable[bytes]:
         started_at, started = _now(), time.monotonic()
         params = {k: v[0] for k, v in form.items() if k not in ("Action", "Version")}
@@ -1023,7 +1263,18 @@ class EmulatorApp:
             start_response(status_line, [*headers, ("Content-Length", str(len(body)))])
             return [body]
         exempt = environ.get("HTTP_X_EMULATOR_NO_FAULTS") == "1"
-        fault = Fault() if exempt else self.state.take_fault(action)
+        refusal = self.iam.decide(environ, raw_body, action, params)
+        if refusal is not None:
+            # IAM refuses before anything else happens: no fault, no token taken.
+            fault = Fault()
+            fault.error = {
+                "status": refusal.status,
+                "code": refusal.code,
+                "message": refusal.message,
+                "fault": None,
+            }
+        else:
+            fault = Fault() if exempt else self.state.take_fault(action)
         if fault.error is None and not fault.reset and not exempt:
             fault.error = self.state.admit(action, params)
         ticket = self.state.begin(action, started_at)
@@ -1172,6 +1423,8 @@ class EmulatorApp:
         if (method, command) == ("GET", "inflight"):
             with state.lock:
                 return list(state.inflight.values())
+        if (method, command) == ("GET", "iam"):
+            return {"accessKeyIds": self.iam.keys()}
         if method != "POST":
             return None
         if command == "faults":
@@ -1200,9 +1453,19 @@ class EmulatorApp:
             if isinstance(payload, dict) and "allowReassociationByDefault" in payload:
                 POLICY.allow_reassociation_by_default = bool(payload["allowReassociationByDefault"])
             return {"allowReassociationByDefault": POLICY.allow_reassociation_by_default}
+        if command == "iam":
+            for spec in payload if isinstance(payload, list) else [payload]:
+                if not isinstance(spec, dict):
+                    raise ValueError("a principal is a JSON object")
+                self.iam.register(spec)
+            return {"accessKeyIds": self.iam.keys()}
+        if command == "reset-iam":
+            self.iam.reset()
+            return {}
         if command == "reset":
             with MODEL_LOCK:
                 moto_api_backend.reset()
+            self.iam.reset()
             state.reset_faults()
             state.reset_log()
             with state.lock:

@@ -147,6 +147,26 @@ function withHeader(client: EC2Client, header: string): EC2Client {
   return client;
 }
 
+/** An IAM identity-based policy document (JSON as IAM takes it). */
+export interface PolicyDocument {
+  readonly Version?: string;
+  readonly Statement: readonly Readonly<Record<string, unknown>>[];
+}
+
+/**
+ * A caller whose requests the emulator authorizes against `policy` (see IamEnforcer in
+ * ec2_emulator.py): the signature is checked when `secretAccessKey` is given, the session token
+ * when `sessionToken` is. Callers whose key id is not registered are served unchecked.
+ */
+export interface IamPrincipal {
+  readonly accessKeyId: string;
+  readonly secretAccessKey?: string;
+  readonly sessionToken?: string;
+  /** The IAM user name in refusal messages. @default 'eip-failover' */
+  readonly name?: string;
+  readonly policy: PolicyDocument;
+}
+
 export interface Emulator {
   /** Base URL of the EC2 endpoint, for `AWS_ENDPOINT_URL_EC2` or a client's `endpoint`. */
   readonly endpoint: string;
@@ -167,7 +187,10 @@ export interface Emulator {
   throttle(): Promise<ThrottleState>;
   /** Moves the buckets' clock when the throttle was set with `manualClock`. */
   advanceThrottleClock(seconds: number): Promise<ThrottleState>;
-  /** Forget every resource, fault, log entry and policy: a fresh EC2, cheaper than a restart. */
+  /** Enforce IAM for these callers (added to those registered); reset() forgets them. */
+  registerPrincipals(principals: IamPrincipal | readonly IamPrincipal[]): Promise<void>;
+  resetIam(): Promise<void>;
+  /** Forget every resource, fault, log entry, policy and principal: a fresh EC2, cheaper than a restart. */
   reset(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -298,6 +321,12 @@ export async function startEmulator(opts: StartEmulatorOptions = {}): Promise<Em
     throttle: async () => (await control('GET', 'throttle')) as ThrottleState,
     advanceThrottleClock: async (seconds) =>
       (await control('POST', 'throttle/advance', { seconds })) as ThrottleState,
+    registerPrincipals: async (principals) => {
+      await control('POST', 'iam', principals);
+    },
+    resetIam: async () => {
+      await control('POST', 'reset-iam', {});
+    },
     reset: async () => {
       await control('POST', 'reset', {});
     },

@@ -73,6 +73,8 @@ export type StubFault =
 export interface ImdsStub {
   readonly endpoint: string;
   readonly requests: StubRequest[];
+  /** Every session token handed out, also those since expired (to assert none is ever logged). */
+  readonly issuedTokens: string[];
   /** Invalidates every token handed out so far: the next GET with one answers 401. */
   expireTokens(): void;
   setFault(fault: StubFault | undefined): void;
@@ -89,6 +91,7 @@ export async function startImdsStub(options: {
   port?: number;
 }): Promise<ImdsStub> {
   const tokens = new Set<string>();
+  const issuedTokens: string[] = [];
   const requests: StubRequest[] = [];
   let fault: StubFault | undefined;
 
@@ -131,6 +134,7 @@ export async function startImdsStub(options: {
       if (!Number.isInteger(ttl) || ttl < 1 || ttl > 21_600) return answer(req, res, 400);
       const token = randomBytes(24).toString('base64url');
       tokens.add(token);
+      issuedTokens.push(token);
       return answer(req, res, 200, token);
     }
     if (req.method !== 'GET' || !url.startsWith('/latest/meta-data/')) return answer(req, res, 404);
@@ -156,6 +160,7 @@ export async function startImdsStub(options: {
   return {
     endpoint: `http://${address}:${port}`,
     requests,
+    issuedTokens,
     expireTokens: () => tokens.clear(),
     setFault: (next) => {
       fault = next === undefined ? undefined : { ...next };
