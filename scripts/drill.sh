@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `sudo npm run drill`: the failover drill from a fresh clone. Installs what is missing (system
 # packages via apt, node_modules via npm install, the agent bundle via npm run build), saying so, then
-# runs the scenarios. Arguments pass through: --json, --mode same-subnet|cross-az, --scenario N.
+# runs the scenarios. Arguments pass through: --json, --mode same-subnet|cross-az,
+# --hook-mode notify|fifo, --scenario N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then

@@ -2,7 +2,8 @@
  * The failover drill: the whole pattern on one machine. Real keepalived in network namespaces,
  * configs rendered by the project's Ansible role, the built agent, the EC2 emulator.
  *
- *   sudo npm run drill [-- --json] [--mode same-subnet|cross-az] [--scenario N ...]
+ *   sudo npm run drill [-- --json] [--mode same-subnet|cross-az] [--hook-mode notify|fifo]
+ *                      [--scenario N ...]
  *
  * scripts/drill.sh installs what is missing first, then runs this file.
  */
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { WorldMode } from '../support/world.js';
 import { destroyTopology } from './netns.js';
-import { DrillPair, type NodeName, RECONCILE_INTERVAL_S } from './pair.js';
+import { DrillPair, type HookMode, type NodeName, RECONCILE_INTERVAL_S } from './pair.js';
 import { DrillAssertion, SCENARIOS, type ScenarioContext } from './scenarios.js';
 import {
   collectEvents,
@@ -30,19 +31,31 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     mode: { type: 'string', multiple: true },
     scenario: { type: 'string', multiple: true },
+    'hook-mode': { type: 'string', multiple: true },
   },
 });
 const modes = (values.mode ?? ['same-subnet', 'cross-az']) as WorldMode[];
+const hookModes = (values['hook-mode'] ?? ['notify', 'fifo']) as HookMode[];
+for (const h of hookModes) {
+  if (h !== 'notify' && h !== 'fifo') {
+    process.stderr.write(`drill: --hook-mode takes notify or fifo, not "${h}"\n`);
+    process.exit(2);
+  }
+}
 const only = new Set((values.scenario ?? []).map(Number));
 const say = (line: string) => {
   if (!values.json) process.stdout.write(`${line}\n`);
 };
 
-async function runMode(mode: WorldMode, results: ScenarioResult[]): Promise<void> {
+async function runMode(
+  mode: WorldMode,
+  hookMode: HookMode,
+  results: ScenarioResult[],
+): Promise<void> {
   say(
-    `\n=== ${mode}: setting up two instances in network namespaces, the EC2 emulator, and keepalived`,
+    `\n=== ${mode}, ${hookMode} hooks: setting up two instances in network namespaces, the EC2 emulator, and keepalived`,
   );
-  const pair = await DrillPair.create(mode, join(WORK_DIR, mode), say);
+  const pair = await DrillPair.create(mode, hookMode, join(WORK_DIR, `${mode}-${hookMode}`), say);
   current = pair;
   try {
     await pair.render({ nopreempt: true, preemptDelay: 2 });
@@ -56,6 +69,7 @@ async function runMode(mode: WorldMode, results: ScenarioResult[]): Promise<void
     );
     for (const scenario of SCENARIOS) {
       if (only.size > 0 && !only.has(scenario.id) && scenario.id !== 1) continue;
+      if (scenario.hookModes && !scenario.hookModes.includes(hookMode)) continue;
       const startedAt = Date.now();
       const drillEvents: TimelineEvent[] = [];
       let faultAt = startedAt;
@@ -82,6 +96,7 @@ async function runMode(mode: WorldMode, results: ScenarioResult[]): Promise<void
       const figures = measuredTo ? failoverFigures(events, faultAt, measuredTo) : undefined;
       const result: ScenarioResult = {
         mode,
+        hookMode,
         id: scenario.id,
         title: scenario.title,
         ok,
@@ -120,7 +135,8 @@ const results: ScenarioResult[] = [];
 const started = Date.now();
 try {
   if (process.getuid?.() !== 0) throw new Error('run as root: sudo npm run drill');
-  for (const mode of modes) await runMode(mode, results);
+  for (const mode of modes)
+    for (const hookMode of hookModes) await runMode(mode, hookMode, results);
 } catch (err) {
   if (!interrupted) process.stderr.write(`drill: ${(err as Error).message}\n`);
   await destroyTopology();

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { DescribeAddressesCommand, DescribeNetworkInterfacesCommand } from '@aws-sdk/client-ec2';
@@ -26,6 +26,9 @@ export const RECONCILE_INTERVAL_S = 3;
 const SCRIPT_GROUP = 'nogroup';
 
 export type NodeName = 'primary' | 'secondary';
+/** How keepalived tells the agent: notify hooks, or one long-lived reader of its notify FIFO. */
+export type HookMode = 'notify' | 'fifo';
+const INSTANCE = 'VI_EIP';
 
 /** What the drill asks of the role beyond the CDK outputs. */
 export interface RenderOptions {
@@ -48,7 +51,10 @@ export interface DrillNode {
 export interface HookRun {
   readonly at: number;
   readonly exitCode: number;
-  /** keepalived (a notify hook) or timer (the drill's stand-in for the systemd reconcile timer). */
+  /**
+   * keepalived (a notify hook or the FIFO reader), timer (the drill's stand-in for the systemd
+   * reconcile timer), guard (eip-failover-fifo-guard, which that timer runs first in fifo mode).
+   */
   readonly source: string;
   readonly args: string;
 }
@@ -61,9 +67,12 @@ export interface HookRun {
 export class DrillPair {
   readonly procs = new ProcessGroup();
   readonly nodes: Record<NodeName, DrillNode>;
+  /** What eip-failover-fifo-guard said when it acted (fifo mode), for the timeline. */
+  readonly guardEvents: Array<{ at: number; node: NodeName; what: string }> = [];
 
   private constructor(
     readonly mode: WorldMode,
+    readonly hookMode: HookMode,
     readonly dir: string,
     readonly topology: Topology,
     readonly emulator: Emulator,
@@ -84,6 +93,7 @@ export class DrillPair {
 
   static async create(
     mode: WorldMode,
+    hookMode: HookMode,
     dir: string,
     log: (line: string) => void,
   ): Promise<DrillPair> {
@@ -94,7 +104,7 @@ export class DrillPair {
     const emulator = await startEmulator({ host: topology.emulatorIp });
     log(`emulator at ${emulator.endpoint} (pid ${emulator.pid})`);
     const world = await createWorld(emulator.client(), { mode });
-    const pair = new DrillPair(mode, dir, topology, emulator, world);
+    const pair = new DrillPair(mode, hookMode, dir, topology, emulator, world);
     for (const node of Object.values(pair.nodes)) await pair.configureNode(node);
     return pair;
   }
@@ -110,13 +120,17 @@ export class DrillPair {
       await ip('-n', node.ns, 'route', 'add', other.subnetCidr, 'dev', 'eth0');
     }
     await mkdir(node.root, { recursive: true, mode: 0o755 });
+    await mkdir(join(node.root, 'tmp'), { recursive: true, mode: 0o700 });
     await this.writeWrapper(node);
   }
 
   /**
    * The command keepalived runs: the built bundle with the SDK pointed at the emulator and IMDS at
    * the namespace's own stub. No credentials: the agent gets them from the stub's instance profile.
-   * Every run appends its exit code to hooks.log, which keepalived itself does not report.
+   * Every run appends its exit code to hooks.log, which keepalived itself does not report. The
+   * agent runs in the background so that a SIGTERM (keepalived ends its FIFO reader's process group
+   * so at a reload and at shutdown; its death signal when keepalived dies) reaches it and its exit
+   * code is still logged.
    */
   private async writeWrapper(node: DrillNode): Promise<void> {
     const hooksLog = join(node.root, 'hooks.log');
@@ -126,8 +140,13 @@ export class DrillPair {
       "export AWS_EC2_METADATA_SERVICE_ENDPOINT='http://169.254.169.254'",
       'unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE',
       'export NODE_NO_WARNINGS=1',
-      `${process.execPath} ${BUNDLE} "$@"`,
+      `${process.execPath} ${BUNDLE} "$@" &`,
+      'child=$!',
+      "trap 'kill -TERM $child 2>/dev/null' TERM",
+      'wait $child',
       'code=$?',
+      // wait returns early when the trap ran: wait again for the agent's own exit code.
+      'while kill -0 $child 2>/dev/null; do wait $child; code=$?; done',
       `printf '%s %s %s %s\\n' "$(date +%s%3N)" "$code" "\${EIP_HOOK_SOURCE:-keepalived}" "$*" >> '${hooksLog}'`,
       'exit $code',
       '',
@@ -159,6 +178,9 @@ export class DrillPair {
       keepalived_eip_agent_deadline_seconds: 30,
       keepalived_eip_reconcile_interval: `${RECONCILE_INTERVAL_S}s`,
       keepalived_eip_validate_allow_missing_interface: true,
+      keepalived_eip_hook_mode: this.hookMode,
+      // The guard reloads keepalived through its pid file, which the drill puts in the node's dir.
+      keepalived_eip_keepalived_pid_file: `${this.dir}/{{ inventory_hostname }}/keepalived.pid`,
     };
     const varsFile = join(this.dir, 'drill-vars.json');
     await writeFile(varsFile, JSON.stringify(vars, null, 2));
@@ -264,18 +286,28 @@ export class DrillPair {
 
   startKeepalived(node: DrillNode): Proc {
     const conf = join(node.root, 'etc/keepalived/keepalived.conf');
-    node.keepalived = this.procs.inNs(node.ns, `keepalived-${node.name}`, 'keepalived', [
-      '--dont-fork',
-      '--log-console',
-      '--log-detail',
-      '--vrrp',
-      '--use-file',
-      conf,
-      '--pid',
-      join(node.root, 'keepalived.pid'),
-      '--vrrp_pid',
-      join(node.root, 'keepalived-vrrp.pid'),
-    ]);
+    node.keepalived = this.procs.inNs(
+      node.ns,
+      `keepalived-${node.name}`,
+      'keepalived',
+      [
+        '--dont-fork',
+        '--log-console',
+        '--log-detail',
+        '--vrrp',
+        '--use-file',
+        conf,
+        '--pid',
+        join(node.root, 'keepalived.pid'),
+        '--vrrp_pid',
+        join(node.root, 'keepalived-vrrp.pid'),
+      ],
+      {
+        ...process.env,
+        // Its SIGUSR1 data dump (which the guard reads) goes to $TMPDIR: one per node.
+        TMPDIR: join(node.root, 'tmp'),
+      },
+    );
     return node.keepalived;
   }
 
@@ -306,25 +338,32 @@ export class DrillPair {
     const tick = async () => {
       while (!stopped) {
         await new Promise((r) => setTimeout(r, intervalMs));
-        for (const node of Object.values(this.nodes)) {
-          if (stopped) break;
-          const config = join(node.root, 'etc/eip-failover/config.json');
-          await exec('ip', [
-            'netns',
-            'exec',
-            node.ns,
-            'runuser',
-            '-u',
-            SCRIPT_USER,
-            '--',
-            'env',
-            'EIP_HOOK_SOURCE=timer',
-            node.wrapper,
-            'reconcile',
-            '--config',
-            config,
-          ]).catch(() => undefined);
-        }
+        const round = this.timerRound();
+        this.timerInFlight = round;
+        await round;
+      }
+    };
+    this.timerRound = async () => {
+      for (const node of Object.values(this.nodes)) {
+        if (stopped || this.timerPaused) break;
+        // Like the unit's ExecStartPre=+: as root, and a failure skips this round's reconcile.
+        if (this.hookMode === 'fifo' && (await this.runGuard(node)) !== 0) continue;
+        const config = join(node.root, 'etc/eip-failover/config.json');
+        await exec('ip', [
+          'netns',
+          'exec',
+          node.ns,
+          'runuser',
+          '-u',
+          SCRIPT_USER,
+          '--',
+          'env',
+          'EIP_HOOK_SOURCE=timer',
+          node.wrapper,
+          'reconcile',
+          '--config',
+          config,
+        ]).catch(() => undefined);
       }
     };
     this.timerDone = tick();
@@ -333,7 +372,66 @@ export class DrillPair {
     };
   }
 
+  /** eip-failover-fifo-guard on `node`, as the reconcile unit runs it; logged to hooks.log. */
+  async runGuard(node: DrillNode): Promise<number> {
+    const startedAt = Date.now();
+    const result = await exec('ip', [
+      ...['netns', 'exec', node.ns, join(node.root, 'usr/local/sbin/eip-failover-fifo-guard')],
+      ...['--fifo', this.fifoPath(node), '--instance', INSTANCE],
+      ...['--pid-file', join(node.root, 'keepalived.pid')],
+    ]).then(
+      (r) => ({ code: 0, stderr: r.stderr }),
+      (err: { code?: number; stderr?: string }) => ({
+        code: typeof err.code === 'number' ? err.code : -1,
+        stderr: err.stderr ?? '',
+      }),
+    );
+    const at = Date.now();
+    // Its first line comes when it starts acting (it then waits for keepalived), the rest at its end.
+    for (const [i, line] of result.stderr.split('\n').filter(Boolean).entries()) {
+      this.guardEvents.push({
+        at: i === 0 ? startedAt : at,
+        node: node.name,
+        what: line
+          .replace(/^eip-failover-fifo-guard: /, '')
+          .replaceAll(this.fifoPath(node), 'the FIFO'),
+      });
+    }
+    await appendFile(join(node.root, 'hooks.log'), `${at} ${result.code} guard fifo-guard\n`);
+    return result.code;
+  }
+
+  fifoPath(node: DrillNode): string {
+    return join(node.root, 'run/eip-failover-notify/keepalived.fifo');
+  }
+
+  /** The pid of the agent process reading keepalived's FIFO on `node` (fifo mode), if any. */
+  async fifoReaderPid(node: DrillNode): Promise<number | null> {
+    const config = join(node.root, 'etc/eip-failover/config.json');
+    const { stdout } = await exec('pgrep', ['-f', `${BUNDLE} fifo --config ${config} `]).catch(
+      () => ({ stdout: '' }),
+    );
+    const pids = stdout.split('\n').filter(Boolean).map(Number);
+    return pids[0] ?? null;
+  }
+
   private timerDone: Promise<void> | undefined;
+  private timerRound: () => Promise<void> = async () => {};
+  private timerInFlight: Promise<void> | undefined;
+  private timerPaused = false;
+
+  /**
+   * Holds the timer stand-in (after its current round), so that a scenario can set up a fault
+   * between two runs of the timer, as a real one-minute timer would leave it; then resumes it.
+   */
+  async pauseTimer(): Promise<void> {
+    this.timerPaused = true;
+    await this.timerInFlight;
+  }
+
+  resumeTimer(): void {
+    this.timerPaused = false;
+  }
   private stopTimer: (() => void) | undefined;
 
   /** Where the EIP points now, as EC2 (the emulator) says. */

@@ -1,4 +1,10 @@
-import { type DrillNode, type DrillPair, type NodeName, RECONCILE_INTERVAL_S } from './pair.js';
+import {
+  type DrillNode,
+  type DrillPair,
+  type HookMode,
+  type NodeName,
+  RECONCILE_INTERVAL_S,
+} from './pair.js';
 import type { TimelineEvent } from './timeline.js';
 
 /** What a scenario can use: the pair, a way to note drill actions, and the time its fault began. */
@@ -13,6 +19,8 @@ export interface ScenarioContext {
 export interface Scenario {
   readonly id: number;
   readonly title: string;
+  /** The hook modes it runs in; absent: both. */
+  readonly hookModes?: readonly HookMode[];
   /** The node that must hold the EIP at the end; its takeover is measured from the fault. */
   run(ctx: ScenarioContext): Promise<{ measuredTo?: NodeName }>;
 }
@@ -73,27 +81,55 @@ async function assertStatusConsistent(pair: DrillPair, master: NodeName): Promis
   }
 }
 
-/** Every agent run on either node since `since` ended with an allowed exit code. */
+/**
+ * Every agent run on either node since `since` ended with an allowed exit code. The FIFO reader
+ * may also end with 143: keepalived sends its process group SIGTERM at every reload and at stop.
+ * The guard must exit 0 (a reader was there) unless the scenario allows otherwise.
+ */
 async function assertHookExits(
   pair: DrillPair,
   since: number,
   allowed: readonly number[] = [0],
+  fifoAllowed: readonly number[] = [0, 143],
+  guardAllowed: readonly number[] = [0],
 ): Promise<void> {
   for (const node of Object.values(pair.nodes)) {
     for (const run of await pair.hookRuns(node)) {
       // keepalived's hooks and the reconcile timer; an operator's status may exit 1 on purpose.
       if (run.at < since || run.source === 'operator') continue;
+      const ok =
+        run.source === 'guard'
+          ? guardAllowed
+          : run.args.startsWith('fifo ')
+            ? fifoAllowed
+            : allowed;
       assert(
-        allowed.includes(run.exitCode),
-        `${node.name}: \`eip-failover ${run.args}\` exited ${run.exitCode}`,
+        ok.includes(run.exitCode),
+        `${node.name}: \`${run.source === 'guard' ? 'eip-failover-fifo-guard' : `eip-failover ${run.args}`}\` exited ${run.exitCode}`,
       );
     }
   }
 }
 
+/** MASTER transitions the agent acted on (a notify hook's takeover, or the FIFO reader's). */
 async function takeoverRuns(pair: DrillPair, name: NodeName, since: number): Promise<number> {
-  return (await pair.hookRuns(pair.nodes[name])).filter(
-    (r) => r.at >= since && r.args.startsWith('takeover'),
+  return (await pair.agentLog(pair.nodes[name])).filter(
+    (l) =>
+      l.msg === 'transition recorded' &&
+      l.vrrpState === 'MASTER' &&
+      l.command !== 'reconcile' &&
+      Date.parse(String(l.time)) >= since,
+  ).length;
+}
+
+/** Agent log lines that mean work in progress (not the timer's reconcile, not idle looks). */
+async function agentActivity(pair: DrillPair, node: DrillNode): Promise<number> {
+  return (await pair.agentLog(node)).filter(
+    (l) =>
+      l.command !== 'reconcile' &&
+      !String(l.msg).startsWith('fifo: looked') &&
+      !String(l.msg).startsWith('fifo: could not look') &&
+      l.msg !== 'fifo: warm',
   ).length;
 }
 
@@ -141,8 +177,10 @@ async function restartKeepalived(
 
 /** Lets hooks that keepalived started finish, so the next scenario starts from rest. */
 async function settle(pair: DrillPair, quietMs = 2_500): Promise<void> {
+  // A notify hook logs its run when it ends; the FIFO reader runs on, so its log lines count too.
   const fromKeepalived = async (node: DrillNode) =>
-    (await pair.hookRuns(node)).filter((r) => r.source === 'keepalived').length;
+    (await pair.hookRuns(node)).filter((r) => r.source === 'keepalived').length +
+    (await agentActivity(pair, node));
   let last = -1;
   for (let i = 0; i < 40; i++) {
     const count =
@@ -151,6 +189,34 @@ async function settle(pair: DrillPair, quietMs = 2_500): Promise<void> {
     last = count;
     await sleep(quietMs);
   }
+}
+
+/** Kills the agent reading keepalived's FIFO on `name` (fifo mode); waits until keepalived notices. */
+async function killFifoReader(ctx: ScenarioContext, name: NodeName): Promise<void> {
+  const node = ctx.pair.nodes[name];
+  const pid = await ctx.pair.fifoReaderPid(node);
+  assert(pid !== null, `${name}: no FIFO reader running`);
+  const since = Date.now();
+  process.kill(pid, 'SIGKILL');
+  await node.keepalived?.waitFor(/vrrp notify fifo script terminated/, 10_000, since);
+  ctx.note(`FIFO reader (pid ${pid}) killed with SIGKILL`, name);
+}
+
+/** The guard on `name` found no reader and reloaded keepalived since `since`. */
+async function assertGuardRepaired(
+  ctx: ScenarioContext,
+  name: NodeName,
+  since: number,
+): Promise<void> {
+  // The guard is logged when it ends, which is after the new reader may already have acted.
+  const repairs = async () =>
+    (await ctx.pair.hookRuns(ctx.pair.nodes[name])).filter(
+      (r) => r.source === 'guard' && r.at >= since && r.exitCode === 1,
+    ).length;
+  const deadline = Date.now() + 15_000;
+  while ((await repairs()) === 0 && Date.now() < deadline) await sleep(200);
+  const count = await repairs();
+  assert(count === 1, `${name}: the guard repaired ${count} times, expected once`);
 }
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -386,6 +452,82 @@ export const SCENARIOS: readonly Scenario[] = [
       // A takeover that a later transition overtook exits 3; nothing may fail.
       await assertHookExits(pair, since, [0, 3]);
       ctx.note(`final MASTER ${master} holds the address`, master);
+      return {};
+    },
+  },
+  {
+    id: 8,
+    title: 'the FIFO reader dies: keepalived does not restart it, the reconcile timer does',
+    hookModes: ['fifo'],
+    async run(ctx) {
+      const { pair } = ctx;
+      const start = Date.now();
+      const gap = 3 * RECONCILE_INTERVAL_S * 1_000;
+      // The primary is the node that reclaims from its peer: make it the blind BACKUP first.
+      if (currentMaster(pair) === 'primary') {
+        await failOverByLb(ctx, 'primary');
+        await restoreLb(ctx, 'primary');
+        await settle(pair);
+      }
+      const reloads = (since: number) =>
+        (pair.nodes.primary.keepalived?.lines ?? []).filter(
+          (l) => l.at >= since && /Reloading \.\.\./.test(l.text),
+        ).length;
+
+      // 1. The BACKUP's reader dies, then the BACKUP must take over. The timer is held until
+      // keepalived has made the blind node MASTER, as a one-minute timer would likely be.
+      await pair.pauseTimer();
+      const blind = Date.now();
+      await killFifoReader(ctx, 'primary');
+      ctx.fault('load balancer killed on the secondary (MASTER)', 'secondary');
+      await pair.stopLb(pair.nodes.secondary);
+      await waitVrrp(pair.nodes.primary, 'MASTER', FAILOVER_TIMEOUT_MS, blind);
+      await sleep(2_000);
+      assert(
+        (await pair.fifoReaderPid(pair.nodes.primary)) === null && reloads(blind) === 0,
+        'keepalived restarted the FIFO reader by itself',
+      );
+      assert(
+        (await pair.holderName()) === 'secondary',
+        'the EIP moved although nobody read the transition',
+      );
+      ctx.note('2 s after VRRP MASTER: no reader, no takeover; the timer runs again', 'primary');
+      pair.resumeTimer();
+      await pair.waitForHolder('primary', FAILOVER_TIMEOUT_MS);
+      await assertGuardRepaired(ctx, 'primary', blind);
+      await restoreLb(ctx, 'secondary');
+      await settle(pair);
+      await assertHolder(pair, 'primary');
+      await assertStatusConsistent(pair, 'primary');
+
+      // 2. The MASTER's reader dies, then the MASTER fails: its state dir still says MASTER, and
+      // without the guard its reconcile (reclaimFromPeer) would pull the address back.
+      await pair.pauseTimer();
+      const second = Date.now();
+      await killFifoReader(ctx, 'primary');
+      ctx.note('load balancer killed on the primary (MASTER, no FIFO reader)', 'primary');
+      await pair.stopLb(pair.nodes.primary);
+      await waitVrrp(pair.nodes.primary, 'FAULT', FAILOVER_TIMEOUT_MS, second);
+      await pair.waitForHolder('secondary', FAILOVER_TIMEOUT_MS);
+      pair.resumeTimer();
+      await sleep(gap);
+      await assertHolder(pair, 'secondary');
+      await assertGuardRepaired(ctx, 'primary', second);
+      assert(
+        (await takeoverRuns(pair, 'primary', second)) === 0,
+        'the primary acted on its stale MASTER',
+      );
+      ctx.note(`the address stayed on the secondary for ${gap / 1000} s`);
+      await restoreLb(ctx, 'primary');
+      await settle(pair);
+      await assertHolder(pair, 'secondary');
+      await assertStatusConsistent(pair, 'secondary');
+      // Readers killed (137) or ended by the reloads (143); the guard repaired twice, on the primary.
+      await assertHookExits(pair, start, [0], [0, 137, 143], [0, 1]);
+      const secondaryRepairs = (await pair.hookRuns(pair.nodes.secondary)).filter(
+        (r) => r.source === 'guard' && r.at >= start && r.exitCode !== 0,
+      );
+      assert(secondaryRepairs.length === 0, 'the guard acted on the secondary, whose reader lived');
       return {};
     },
   },

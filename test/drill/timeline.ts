@@ -3,7 +3,7 @@ import type { DrillNode, DrillPair, NodeName } from './pair.js';
 
 export interface TimelineEvent {
   readonly at: number;
-  readonly source: 'drill' | 'keepalived' | 'agent' | 'ec2';
+  readonly source: 'drill' | 'keepalived' | 'agent' | 'ec2' | 'guard';
   readonly node: NodeName | null;
   readonly what: string;
 }
@@ -20,6 +20,8 @@ export interface FailoverFigures {
 
 export interface ScenarioResult {
   readonly mode: string;
+  /** notify hooks or the FIFO reader. */
+  readonly hookMode: string;
   readonly id: number;
   readonly title: string;
   readonly ok: boolean;
@@ -38,16 +40,35 @@ export async function collectEvents(
   const events: TimelineEvent[] = [...drillEvents];
   for (const node of Object.values(pair.nodes)) {
     for (const line of node.keepalived?.lines ?? []) {
+      if (line.at < since) continue;
       const m = /Entering (MASTER|BACKUP|FAULT) STATE/.exec(line.text);
-      if (m && line.at >= since)
-        events.push({ at: line.at, source: 'keepalived', node: node.name, what: `VRRP ${m[1]}` });
+      const what = m
+        ? `VRRP ${m[1]}`
+        : KEEPALIVED_MESSAGES.find(([pattern]) => pattern.test(line.text))?.[1];
+      if (what === undefined) continue;
+      const restarted = what.startsWith('reload') && pair.hookMode === 'fifo';
+      events.push({
+        at: line.at,
+        source: 'keepalived',
+        node: node.name,
+        what: restarted ? `${what}: starts a new FIFO reader` : what,
+      });
     }
     events.push(...(await agentEvents(pair, node, since)));
+  }
+  for (const g of pair.guardEvents) {
+    if (g.at >= since) events.push({ at: g.at, source: 'guard', node: g.node, what: g.what });
   }
   const actions = await pair.emulator.actions();
   events.push(...ec2Events(actions, since));
   return events.sort((a, b) => a.at - b.at);
 }
+
+/** What keepalived says about its FIFO reader and reloads (fifo mode). */
+const KEEPALIVED_MESSAGES: ReadonlyArray<readonly [RegExp, string]> = [
+  [/vrrp notify fifo script terminated/, 'FIFO reader terminated (keepalived starts no new one)'],
+  [/Reloading \.\.\./, 'reload (SIGHUP)'],
+];
 
 const AGENT_MESSAGES: Record<string, string> = {
   'transition recorded': 'MASTER recorded, takeover starts',
@@ -80,7 +101,15 @@ async function agentEvents(
     if (at < since) continue;
     const reconcile = line.command === 'reconcile';
     if (reconcile && QUIET_RECONCILE.has(msg)) continue;
-    if (msg === 'transition recorded; no EC2 change') {
+    if (msg === 'transition recorded' && line.source === 'fifo' && line.vrrpState !== 'MASTER') {
+      // The FIFO reader records every transition with this message; only MASTER starts a takeover.
+      out.push({
+        at,
+        source: 'agent',
+        node: node.name,
+        what: `${String(line.vrrpState)} recorded (fifo)`,
+      });
+    } else if (msg === 'transition recorded; no EC2 change') {
       out.push({
         at,
         source: 'agent',
@@ -92,8 +121,11 @@ async function agentEvents(
         typeof line.durationMs === 'number' && msg !== 'transition recorded'
           ? ` (${line.durationMs} ms)`
           : '';
+      const fromFifo = line.source === 'fifo' && msg === 'transition recorded' ? ' (fifo)' : '';
       const what =
-        reconcile && msg === 'transition recorded' ? 'reconcile starts' : AGENT_MESSAGES[msg];
+        reconcile && msg === 'transition recorded'
+          ? 'reconcile starts'
+          : `${AGENT_MESSAGES[msg]}${fromFifo}`;
       out.push({
         at,
         source: 'agent',
@@ -140,7 +172,9 @@ export function failoverFigures(
 }
 
 export function renderScenario(result: ScenarioResult): string {
-  const lines = [`${result.ok ? 'PASS' : 'FAIL'}  [${result.mode}] ${result.id}. ${result.title}`];
+  const lines = [
+    `${result.ok ? 'PASS' : 'FAIL'}  [${result.mode}, ${result.hookMode}] ${result.id}. ${result.title}`,
+  ];
   for (const e of result.events) {
     const t = `+${((e.at - result.startedAt) / 1000).toFixed(2)} s`.padStart(10);
     lines.push(`  ${t}  ${e.source.padEnd(10)} ${(e.node ?? '').padEnd(9)} ${e.what}`);
@@ -157,9 +191,10 @@ export function renderScenario(result: ScenarioResult): string {
 
 export function renderTotals(results: readonly ScenarioResult[]): string {
   const rows = [
-    ['mode', 'scenario', 'result', 'detection', 'agent', 'total'],
+    ['mode', 'hooks', 'scenario', 'result', 'detection', 'agent', 'total'],
     ...results.map((r) => [
       r.mode,
+      r.hookMode,
       `${r.id}. ${r.title}`,
       r.ok ? 'PASS' : 'FAIL',
       r.figures ? secs(r.figures.detectionMs) : '',
