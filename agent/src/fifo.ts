@@ -17,6 +17,10 @@ const STATES: ReadonlyMap<string, VrrpState> = new Map([
   ['DELETED', 'STOP'],
 ]);
 
+/** Lines keepalived writes that are events, not state changes (MASTER_RX_LOWER_PRI, *_PRIORITY). */
+const NOT_TRANSITIONS =
+  /^(?:INSTANCE|GROUP)\s+"[^"]*"\s+(?:MASTER_RX_LOWER_PRI|MASTER_PRIORITY|BACKUP_PRIORITY)\b/;
+
 /** A VRRP transition, or null for anything else keepalived may write (the caller logs it). */
 export function parseFifoLine(line: string): FifoLine | null {
   const m = LINE.exec(line.trim());
@@ -75,6 +79,11 @@ export class FifoLoop {
     const { log } = this.handlers;
     if (text.trim() === '') return;
     const parsed = parseFifoLine(text);
+    if (parsed === null && NOT_TRANSITIONS.test(text.trim())) {
+      // notify_master_rx_lower_pri runs reconcile itself; priority changes move nothing.
+      log.debug({ line: text }, 'fifo: not a state change; ignored');
+      return;
+    }
     if (parsed === null) {
       log.warn({ line: text.slice(0, 200) }, 'fifo: not a VRRP transition line; ignored');
       return;

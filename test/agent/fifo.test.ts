@@ -62,7 +62,12 @@ describe('fifo command (in-process, lines from a stand-in for the FIFO)', () => 
 
   it('ignores other instances and lines that are not transitions, and says so in the log', async () => {
     const result = await t.agent(['fifo', '--instance', 'VI_EIP', 'fifo-path'], {
-      fifoLines: lines(['INSTANCE "VI_OTHER" MASTER 150', 'garbage', 'INSTANCE "VI_EIP" BACKUP 9']),
+      fifoLines: lines([
+        'INSTANCE "VI_OTHER" MASTER 150',
+        'garbage',
+        'INSTANCE "VI_EIP" MASTER_RX_LOWER_PRI 150',
+        'INSTANCE "VI_EIP" BACKUP 9',
+      ]),
     });
     expect(result.code).toBe(0);
     expect(t.world.mutatingCalls()).toEqual([]);
