@@ -48,6 +48,8 @@ const NODE_TREE = [
   'usr/local/sbin',
   'usr/local/sbin/keepalived-config-test',
   'var',
+  'var/cache',
+  'var/cache/eip-failover',
   'var/log',
   'var/log/eip-failover',
 ];
@@ -127,6 +129,8 @@ describe.each<Mode>(['same-subnet', 'cross-az'])('the role renders a %s pair', (
       expect(mode('etc/keepalived/keepalived.conf')).toBe(0o640);
       // The agent's log: the script user writes it, others cannot read it.
       expect(mode('var/log/eip-failover')).toBe(0o750);
+      // The code cache: V8 runs what it finds there, so only the script user may write to it.
+      expect(mode('var/cache/eip-failover')).toBe(0o750);
       // The agent's config holds ids and paths, no secret: world-readable so `status` works for operators.
       expect(mode('etc/eip-failover/config.json')).toBe(0o644);
     },
@@ -216,6 +220,7 @@ describe.each<Mode>(['same-subnet', 'cross-az'])('the role renders a %s pair', (
     const uid = Number(run('id', ['-u', scriptUser().user]).stdout.trim());
     expect(statSync(join(root, node, 'run/eip-failover')).uid).toBe(uid);
     expect(statSync(join(root, node, 'var/log/eip-failover')).uid).toBe(uid);
+    expect(statSync(join(root, node, 'var/cache/eip-failover')).uid).toBe(uid);
     // Parents the role creates belong to whoever ran it, not to the script user.
     expect(statSync(join(root, node, 'var/log')).uid).toBe(process.getuid?.());
   });

@@ -140,6 +140,8 @@ export class DrillPair {
       "export AWS_EC2_METADATA_SERVICE_ENDPOINT='http://169.254.169.254'",
       'unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE',
       'export NODE_NO_WARNINGS=1',
+      // The code-cache directory the role created under this node's root, as on a real node.
+      `export EIP_FAILOVER_CACHE_DIR='${join(node.root, 'var/cache/eip-failover')}'`,
       `${process.execPath} ${BUNDLE} "$@" &`,
       'child=$!',
       "trap 'kill -TERM $child 2>/dev/null' TERM",
