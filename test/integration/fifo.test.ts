@@ -284,6 +284,39 @@ describe('fifo: the warm agent as keepalived’s vrrp_notify_fifo_script', () =>
     expect((await state(primary)).vrrpState).toBe('BACKUP');
   });
 
+  it('a storm: 50 transitions in 10 s on both nodes; the last one decides, takeovers never overlap', async () => {
+    const primary = await startFifo('primary', world.primary);
+    const secondary = await startFifo('secondary', world.secondary);
+    // The pair flaps: each step one node says MASTER and the other BACKUP, 25 steps 400 ms apart.
+    for (let step = 0; step < 25; step++) {
+      const [up, down] = step % 2 === 0 ? [primary, secondary] : [secondary, primary];
+      await say(down, 'BACKUP');
+      await say(up, 'MASTER');
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    // Step 24 (even) left the primary MASTER.
+    await until('both recorded all 25', async () =>
+      (await state(primary)).seq === 25 && (await state(secondary)).seq === 25 ? 1 : undefined,
+    );
+    for (const node of [primary, secondary]) {
+      await node.writer?.close();
+      node.writer = undefined as never;
+      expect(await node.exited).toBe(0);
+    }
+    expect(await eipEni()).toBe(world.primary.networkInterfaceId);
+    expect((await state(primary)).vrrpState).toBe('MASTER');
+    expect((await state(primary)).lastTakeover).toMatchObject({ outcome: 'verified', seq: 25 });
+    expect((await state(secondary)).vrrpState).toBe('BACKUP');
+    // On each node, one takeover at a time: every takeover's log lines form one unbroken run.
+    for (const node of [primary, secondary]) {
+      const ids = (await logLines(node))
+        .map((l) => l.failoverId)
+        .filter((id): id is string => typeof id === 'string');
+      const runs = ids.filter((id, i) => i === 0 || ids[i - 1] !== id);
+      expect(new Set(runs).size).toBe(runs.length);
+    }
+  }, 30_000);
+
   it('refuses a path that is not a FIFO with exit 2 and one line saying how it is run', async () => {
     const file = join(dir, 'not-a-fifo');
     await writeFile(file, '');
