@@ -98,8 +98,9 @@ describe.each<Mode>(['same-subnet', 'cross-az'])('the role renders a %s pair', (
   beforeAll(() => {
     root = mkdtempSync(join(tmpdir(), `eip-render-${mode}-`));
     const outputsFile = writeOutputs(root, outputs);
-    first = renderPair(outputsFile, root);
-    second = renderPair(outputsFile, root);
+    // The notify hooks here; hook-mode.test.ts covers the FIFO mode, the default.
+    first = renderPair(outputsFile, root, { keepalived_eip_hook_mode: 'notify' });
+    second = renderPair(outputsFile, root, { keepalived_eip_hook_mode: 'notify' });
   });
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
