@@ -55,6 +55,11 @@ interface CommonOptions {
 
 /** Parses argv and runs one command; resolves to the exit code. Never exits the process itself. */
 export async function run(argv: readonly string[], deps: RunDeps): Promise<number> {
+  if (argv.length === 0) {
+    // commander would print the whole help on stderr; a hook's stderr is one line in a log.
+    deps.stderr(`eip-failover: a command is required (${COMMANDS}); ${HELP_HINT}\n`);
+    return EXIT.usage;
+  }
   let exitCode: number = EXIT.ok;
   const program = createProgram(deps, (code) => {
     exitCode = code;
@@ -75,13 +80,26 @@ export async function run(argv: readonly string[], deps: RunDeps): Promise<numbe
   return exitCode;
 }
 
+const COMMANDS = 'takeover, release, notify, reconcile, status, check';
+const HELP_HINT = 'run eip-failover --help for usage';
+
 export function createProgram(deps: RunDeps, setExit: (code: number) => void): Command {
   const program = new Command('eip-failover')
     .description('Moves AWS Elastic IPs to this node when keepalived makes it VRRP MASTER.')
     .version(VERSION)
     .exitOverride()
-    .configureOutput({ writeOut: deps.stdout, writeErr: deps.stderr })
-    .showHelpAfterError('(run eip-failover --help for usage)');
+    .configureOutput({
+      writeOut: deps.stdout,
+      writeErr: deps.stderr,
+      // commander's "error: …" plus a suggestion plus a hint, as the one line every error gets.
+      outputError: (message, write) =>
+        write(
+          `eip-failover: ${message
+            .replace(/^error: /, '')
+            .replace(/\s*\n\s*/g, ' ')
+            .trim()} (${HELP_HINT})\n`,
+        ),
+    });
 
   const command = (name: string, description: string, withDryRun: boolean) => {
     const cmd = program.command(name).description(description);
