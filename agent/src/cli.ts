@@ -5,7 +5,7 @@ import { type CheckReport, renderChecks, runChecks } from './check.js';
 import { type AgentConfig, type ConfigFlags, loadConfig } from './config.js';
 import { resolveCredentials } from './credentials.js';
 import { createEc2Client, type Ec2Gateway, SdkEc2Gateway } from './ec2.js';
-import { ConfigError, errorMessage } from './errors.js';
+import { ConfigError, errorMessage, oneLine, quote } from './errors.js';
 import { discoverIdentity, type NodeIdentity } from './identity.js';
 import { type Imds, ImdsClient } from './imds.js';
 import { createLogger } from './log.js';
@@ -71,10 +71,10 @@ export async function run(argv: readonly string[], deps: RunDeps): Promise<numbe
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     if (err instanceof ConfigError) {
-      deps.stderr(`eip-failover: ${err.message}\n`);
+      deps.stderr(`eip-failover: ${oneLine(err.message)}\n`);
       return EXIT.usage;
     }
-    deps.stderr(`eip-failover: unexpected error: ${errorMessage(err)}\n`);
+    deps.stderr(`eip-failover: unexpected error: ${oneLine(errorMessage(err))}\n`);
     return EXIT.failed;
   }
   return exitCode;
@@ -324,7 +324,7 @@ async function takeoverAs(
     await recordResult(p, failoverId, command, seq, result);
   }
   if (result.outcome === 'failed' || result.outcome === 'superseded') {
-    deps.stderr(`eip-failover: ${command} ${result.outcome}: ${result.error ?? ''}\n`);
+    deps.stderr(`eip-failover: ${command} ${result.outcome}: ${oneLine(result.error ?? '')}\n`);
   }
   return exitFor(result.outcome);
 }
@@ -357,7 +357,7 @@ const RELEASE_STATES: ReadonlySet<string> = new Set(['BACKUP', 'FAULT', 'STOP'])
 async function doRelease(deps: RunDeps, opts: CommonOptions, rawState: string): Promise<number> {
   const state = rawState.toUpperCase();
   if (!RELEASE_STATES.has(state)) {
-    deps.stderr(`eip-failover: release takes BACKUP, FAULT or STOP, not "${rawState}"\n`);
+    deps.stderr(`eip-failover: release takes BACKUP, FAULT or STOP, not ${quote(rawState)}\n`);
     return EXIT.usage;
   }
   const p = prepare(deps, opts);
@@ -400,7 +400,7 @@ async function doNotify(
   const state = NOTIFY_STATES.get(rawState.toUpperCase());
   if (!NOTIFY_TYPES.has(type.toUpperCase()) || state === undefined) {
     deps.stderr(
-      `eip-failover: notify expects TYPE NAME STATE as keepalived passes them (INSTANCE|GROUP, name, MASTER|BACKUP|FAULT|STOP); got "${type} ${name} ${rawState}"\n`,
+      `eip-failover: notify expects TYPE NAME STATE as keepalived passes them (INSTANCE|GROUP, name, MASTER|BACKUP|FAULT|STOP); got ${quote(`${type} ${name} ${rawState}`)}\n`,
     );
     return EXIT.usage;
   }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { isAbsolute } from 'node:path';
-import { ConfigError } from './errors.js';
+import { ConfigError, oneLine, quote } from './errors.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/eip-failover/config.json';
 export const DEFAULT_STATE_DIR = '/run/eip-failover';
@@ -97,7 +97,7 @@ export function loadConfig(
   for (const key of Object.keys(file)) {
     if (!CONFIG_KEYS.has(key)) {
       throw new ConfigError(
-        `unknown key "${key}" ${where}; allowed keys are ${[...CONFIG_KEYS].join(', ')} (check the spelling)`,
+        `unknown key ${quote(key)} ${where}; allowed keys are ${[...CONFIG_KEYS].join(', ')} (check the spelling)`,
       );
     }
   }
@@ -131,13 +131,13 @@ export function loadConfig(
   const iface = flags.interface ?? optionalString(file.interface, 'interface', where);
   if (iface !== undefined && !INTERFACE.test(iface)) {
     throw new ConfigError(
-      `interface "${iface}" is not a network interface name; use the OS name such as eth0 or ens5, or leave it out to use the ENI at device index 0`,
+      `interface ${quote(iface)} is not a network interface name; use the OS name such as eth0 or ens5, or leave it out to use the ENI at device index 0`,
     );
   }
   const region = flags.region ?? env.AWS_REGION ?? optionalString(file.region, 'region', where);
   if (region !== undefined && !REGION_NAME.test(region)) {
     throw new ConfigError(
-      `region "${region}" is not an AWS region name such as eu-central-1; fix --region, AWS_REGION or "region" ${where}, or leave it out to read it from IMDS`,
+      `region ${quote(region)} is not an AWS region name such as eu-central-1; fix --region, AWS_REGION or "region" ${where}, or leave it out to read it from IMDS`,
     );
   }
   const stateDir = absolutePath(
@@ -186,7 +186,7 @@ function parseConfigText(text: string, path: string): Record<string, unknown> {
     parsed = JSON.parse(text);
   } catch (err) {
     throw new ConfigError(
-      `config file ${path} is not valid JSON (${(err as Error).message}); fix the syntax, e.g. re-render it with the Ansible role`,
+      `config file ${path} is not valid JSON (${oneLine((err as Error).message)}); fix the syntax, e.g. re-render it with the Ansible role`,
     );
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
@@ -216,7 +216,7 @@ function parseAddresses(value: unknown, where: string): AddressConfig[] {
     for (const key of Object.keys(record)) {
       if (!ADDRESS_KEYS.has(key)) {
         throw new ConfigError(
-          `unknown key "${key}" in ${label}; allowed keys are allocationId, privateIp`,
+          `unknown key ${quote(key)} in ${label}; allowed keys are allocationId, privateIp`,
         );
       }
     }
@@ -252,13 +252,13 @@ function checkAddress(
   const { allocationId, privateIp } = raw;
   if (typeof allocationId !== 'string' || !ALLOCATION_ID.test(allocationId)) {
     throw new ConfigError(
-      `${label}: allocation id ${JSON.stringify(allocationId ?? null)} is not an Elastic IP allocation id (eipalloc- followed by 8 or 17 hex digits); copy AllocationId from the CDK outputs`,
+      `${label}: allocation id ${quote(allocationId ?? null)} is not an Elastic IP allocation id (eipalloc- followed by 8 or 17 hex digits); copy AllocationId from the CDK outputs`,
     );
   }
   if (privateIp === undefined || privateIp === null) return { allocationId };
   if (typeof privateIp !== 'string' || !isIPv4(privateIp)) {
     throw new ConfigError(
-      `${label}: private IP ${JSON.stringify(privateIp)} is not an IPv4 address; use the VIP from the CDK outputs, or leave it out for cross-az mode`,
+      `${label}: private IP ${quote(privateIp)} is not an IPv4 address; use the VIP from the CDK outputs, or leave it out for cross-az mode`,
     );
   }
   return { allocationId, privateIp };
@@ -275,7 +275,7 @@ function optionalString(value: unknown, key: string, where: string): string | un
 function absolutePath(path: string, key: string): string {
   if (!isAbsolute(path)) {
     throw new ConfigError(
-      `${key} "${path}" must be an absolute path: keepalived runs the agent from /, so relative paths would land in the wrong place`,
+      `${key} ${quote(path)} must be an absolute path: keepalived runs the agent from /, so relative paths would land in the wrong place`,
     );
   }
   return path;
@@ -284,7 +284,7 @@ function absolutePath(path: string, key: string): string {
 function parseDeadline(seconds: unknown, where: string): number {
   if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 5 || seconds > 3600) {
     throw new ConfigError(
-      `deadline ${JSON.stringify(seconds)} from ${where} must be a whole number of seconds from 5 to 3600 (default ${DEFAULT_DEADLINE_SECONDS})`,
+      `deadline ${quote(seconds)} from ${where} must be a whole number of seconds from 5 to 3600 (default ${DEFAULT_DEADLINE_SECONDS})`,
     );
   }
   return seconds;
@@ -293,7 +293,7 @@ function parseDeadline(seconds: unknown, where: string): number {
 function parseBoolean(value: unknown, key: string, where: string): boolean | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'boolean') {
-    throw new ConfigError(`"${key}" ${where} must be true or false, not ${JSON.stringify(value)}`);
+    throw new ConfigError(`"${key}" ${where} must be true or false, not ${quote(value)}`);
   }
   return value;
 }

@@ -50,3 +50,45 @@ describe('command-line errors are one line', () => {
     expect(result.stderr).toBe('');
   });
 });
+
+describe('values from outside are quoted, escaped and cut in messages', () => {
+  const usageLine = async (argv: string[], config?: string): Promise<string> => {
+    if (config !== undefined) await t.sandbox.writeConfig(config);
+    const result = await t.agent(argv);
+    expect(result.code, result.stderr).toBe(2);
+    expect(t.world.mock.calls()).toHaveLength(0);
+    return oneLine(result.stderr);
+  };
+
+  it('a line break inside a flag value stays escaped', async () => {
+    expect(await usageLine(['takeover', '--region', 'eu-central-1\nx'])).toMatch(
+      /region "eu-central-1\\nx" is not an AWS region name/,
+    );
+    expect(await usageLine(['release', 'BACK\nUP'])).toMatch(/not "BACK\\nUP"/);
+    expect(await usageLine(['notify', 'INSTANCE', 'VI_1', 'MAS\nTER'])).toMatch(
+      /got "INSTANCE VI_1 MAS\\nTER"/,
+    );
+  });
+
+  it('a line break in a config key or a JSON syntax error stays on one line', async () => {
+    const config = JSON.stringify({ addresses: [], 'dead\nline': 1 });
+    expect(await usageLine(['takeover'], config)).toMatch(/unknown key "dead\\nline"/);
+    expect(await usageLine(['takeover'], '{"addresses":\n\n x}')).toMatch(/is not valid JSON/);
+  });
+
+  it('a 100 000-character value is cut, not echoed', async () => {
+    const line = await usageLine(['takeover', '--interface', 'x'.repeat(100_000)]);
+    expect(line).toMatch(/interface "x+…" is not a network interface name/);
+    expect(line.length).toBeLessThan(400);
+  });
+
+  it('a value nested too deep for JSON.stringify is a config error, not an unexpected one', async () => {
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    const config = `{"addresses": [{"allocationId": ${deep}}], "stateDir": "${t.sandbox.stateDir}"}`;
+    expect(await usageLine(['takeover'], config)).toMatch(
+      /addresses\[0\].*allocation id a list nested too deep is not an Elastic IP allocation id/,
+    );
+    const deadline = `{"addresses": [{"allocationId": "eipalloc-0123456789abcdef0"}], "deadlineSeconds": ${deep}}`;
+    expect(await usageLine(['takeover'], deadline)).toMatch(/deadline a list nested too deep/);
+  });
+});
