@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { ConfigError, oneLine, quote } from './errors.js';
@@ -171,16 +171,48 @@ export function loadConfig(
 }
 
 function readConfigFile(path: string): string {
-  const text = readFileSync(path, { encoding: 'utf8', flag: 'r' });
-  return text;
+  // Non-blocking open: a FIFO must not wait for a writer. Only a regular file is read, and never
+  // more than the cap: /dev/zero or a multi-GiB file would otherwise be read until memory runs out.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const info = fstatSync(fd);
+    if (info.isDirectory()) {
+      throw new ConfigError(`config file ${path} is a directory; pass the path of the JSON file`);
+    }
+    if (!info.isFile()) {
+      throw new ConfigError(
+        `config file ${path} is not a regular file; pass the path of the JSON file the Ansible role renders`,
+      );
+    }
+    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let length = 0;
+    for (let n = -1; n !== 0 && length < buffer.length; length += n) {
+      n = readSync(fd, buffer, length, buffer.length - length, null);
+    }
+    if (info.size > MAX_CONFIG_BYTES || length > MAX_CONFIG_BYTES) throw tooLarge(path);
+    try {
+      // ignoreBOM keeps a BOM in the text, which JSON.parse refuses as before.
+      return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(
+        buffer.subarray(0, length),
+      );
+    } catch {
+      throw new ConfigError(
+        `config file ${path} is not UTF-8 text; save it as UTF-8 (a path or key read with replacement characters would not be the one written)`,
+      );
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function tooLarge(path: string): ConfigError {
+  return new ConfigError(
+    `config file ${path} is larger than ${MAX_CONFIG_BYTES / 1024} KiB; it should hold a few lines of JSON — check that the path points at the agent's config`,
+  );
 }
 
 function parseConfigText(text: string, path: string): Record<string, unknown> {
-  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) {
-    throw new ConfigError(
-      `config file ${path} is larger than ${MAX_CONFIG_BYTES / 1024} KiB; it should hold a few lines of JSON — check that the path points at the agent's config`,
-    );
-  }
+  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) throw tooLarge(path);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

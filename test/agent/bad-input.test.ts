@@ -1,5 +1,8 @@
+import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runAgent, useAgentFixture } from './harness.js';
+import { defaultConfig, runAgent, useAgentFixture } from './harness.js';
 
 /**
  * Regressions found by the fuzzer (test/fuzz): bad input of every kind ends with exit 2 and one
@@ -90,5 +93,67 @@ describe('values from outside are quoted, escaped and cut in messages', () => {
     );
     const deadline = `{"addresses": [{"allocationId": "eipalloc-0123456789abcdef0"}], "deadlineSeconds": ${deep}}`;
     expect(await usageLine(['takeover'], deadline)).toMatch(/deadline a list nested too deep/);
+  });
+});
+
+describe('the config file: only a regular UTF-8 file of at most 64 KiB is read', () => {
+  it('a FIFO is refused at once instead of blocking for a writer that never comes', async () => {
+    const fifo = join(t.sandbox.dir, 'config.fifo');
+    execFileSync('mkfifo', [fifo]);
+    // In a child process with a bound: before the fix, reading the FIFO blocked forever.
+    const script = join(t.sandbox.dir, 'load.mts');
+    await writeFile(
+      script,
+      `import { loadConfig } from ${JSON.stringify(resolve(import.meta.dirname, '../../agent/src/config.ts'))};
+try { loadConfig({ config: ${JSON.stringify(fifo)} }, {}); } catch (err) { console.log(err.message); }`,
+    );
+    const out = execFileSync(process.execPath, ['--import', 'tsx', script], {
+      timeout: 15_000,
+      encoding: 'utf8',
+    });
+    expect(out).toMatch(/config\.fifo is not a regular file/);
+  });
+
+  it('/dev/zero is refused without reading it (reading it never ends)', async () => {
+    const result = await runAgent(['takeover', '-c', '/dev/zero']);
+    expect(result.code).toBe(2);
+    expect(oneLine(result.stderr)).toMatch(/\/dev\/zero is not a regular file/);
+  });
+
+  it('a directory is named as one', async () => {
+    const result = await runAgent(['takeover', '-c', t.sandbox.dir]);
+    expect(result.code).toBe(2);
+    expect(oneLine(result.stderr)).toMatch(/is a directory; pass the path of the JSON file/);
+  });
+
+  it('a 6 MiB file is refused by its size', async () => {
+    await writeFile(t.sandbox.configPath, Buffer.alloc(6 * 1024 * 1024, 0x20));
+    const result = await t.agent(['takeover']);
+    expect(result.code).toBe(2);
+    expect(oneLine(result.stderr)).toMatch(/larger than 64 KiB/);
+  });
+
+  it('bytes that are not UTF-8 are refused, not read as U+FFFD into a path', async () => {
+    const text = JSON.stringify(defaultConfig(t.sandbox));
+    const at = text.indexOf('/state"') + 1;
+    await writeFile(
+      t.sandbox.configPath,
+      Buffer.concat([
+        Buffer.from(text.slice(0, at)),
+        Buffer.from([0xff]),
+        Buffer.from(text.slice(at)),
+      ]),
+    );
+    const result = await t.agent(['takeover']);
+    expect(result.code).toBe(2);
+    expect(oneLine(result.stderr)).toMatch(/is not UTF-8 text; save it as UTF-8/);
+    expect(t.world.mock.calls()).toHaveLength(0);
+  });
+
+  it('a BOM is still refused as before (not valid JSON)', async () => {
+    await t.sandbox.writeConfig(`\ufeff${JSON.stringify(defaultConfig(t.sandbox))}`);
+    const result = await t.agent(['takeover']);
+    expect(result.code).toBe(2);
+    expect(oneLine(result.stderr)).toMatch(/is not valid JSON/);
   });
 });
