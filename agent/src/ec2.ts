@@ -76,7 +76,13 @@ export function createEc2Client(options: Ec2ClientOptions): EC2Client {
     region: options.region,
     credentials: options.credentials,
     maxAttempts: 1,
-    requestHandler: { connectionTimeout: 2_000, requestTimeout: ATTEMPT_TIMEOUT_MS },
+    // Without throwOnRequestTimeout the SDK only warns on stderr and keeps waiting: one hung
+    // attempt would eat the whole deadline instead of being retried.
+    requestHandler: {
+      connectionTimeout: 2_000,
+      requestTimeout: ATTEMPT_TIMEOUT_MS,
+      throwOnRequestTimeout: true,
+    },
   });
 }
 

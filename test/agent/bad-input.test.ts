@@ -1,8 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { defaultConfig, runAgent, useAgentFixture } from './harness.js';
+import pino from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import { createEc2Client, SdkEc2Gateway } from '../../agent/src/ec2.js';
+import { DeadlineError } from '../../agent/src/errors.js';
+import { Deadline, systemClock } from '../../agent/src/retry.js';
+import { ALLOCATION_ID, defaultConfig, runAgent, useAgentFixture } from './harness.js';
 
 /**
  * Regressions found by the fuzzer (test/fuzz): bad input of every kind ends with exit 2 and one
@@ -156,4 +162,39 @@ try { loadConfig({ config: ${JSON.stringify(fifo)} }, {}); } catch (err) { conso
     expect(result.code).toBe(2);
     expect(oneLine(result.stderr)).toMatch(/is not valid JSON/);
   });
+});
+
+describe('EC2 answers', () => {
+  it('an attempt EC2 never answers is abandoned after 5 s and retried, not waited on all deadline', async () => {
+    t.world.mock.restore(); // the real SDK client, against a loopback server
+    const requests: number[] = [];
+    const server = createServer(() => {
+      requests.push(Date.now()); // and never answer
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    vi.stubEnv(
+      'AWS_ENDPOINT_URL_EC2',
+      `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    );
+    const client = createEc2Client({
+      region: 'eu-central-1',
+      credentials: { accessKeyId: 'AKIDTESTONLY', secretAccessKey: 'test-secret-only' },
+    });
+    try {
+      const gateway = new SdkEc2Gateway(client, pino({ level: 'silent' }), systemClock);
+      const started = Date.now();
+      const err = await gateway
+        .describeAddresses([ALLOCATION_ID], new Deadline(systemClock, 6_500))
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DeadlineError);
+      // Before the fix the SDK only warned at 5 s and the one attempt ran into the deadline.
+      expect(requests.length).toBe(2);
+      expect((requests[1] as number) - started).toBeGreaterThanOrEqual(4_900);
+    } finally {
+      client.destroy();
+      vi.unstubAllEnvs();
+      server.closeAllConnections();
+      await new Promise((done) => server.close(done));
+    }
+  }, 20_000);
 });
