@@ -115,19 +115,24 @@ export class SdkEc2Gateway implements Ec2Gateway {
       }
       const associated =
         found.AssociationId !== undefined || found.NetworkInterfaceId !== undefined;
+      if (!associated) return { allocationId: id, publicIp: found.PublicIp, association: null };
+      // Half an association is not "not associated": acting on it would remap a held address.
+      if (found.NetworkInterfaceId === undefined || found.PrivateIpAddress === undefined) {
+        throw new Ec2CallError(
+          'DescribeAddresses',
+          'MalformedResponse',
+          `DescribeAddresses described an association of ${id} without its network interface or private IP`,
+          false,
+        );
+      }
       return {
         allocationId: id,
         publicIp: found.PublicIp,
-        association:
-          associated &&
-          found.NetworkInterfaceId !== undefined &&
-          found.PrivateIpAddress !== undefined
-            ? {
-                networkInterfaceId: found.NetworkInterfaceId,
-                instanceId: found.InstanceId || null,
-                privateIpAddress: found.PrivateIpAddress,
-              }
-            : null,
+        association: {
+          networkInterfaceId: found.NetworkInterfaceId,
+          instanceId: found.InstanceId || null,
+          privateIpAddress: found.PrivateIpAddress,
+        },
       };
     });
   }
@@ -144,8 +149,27 @@ export class SdkEc2Gateway implements Ec2Gateway {
         { abortSignal: signal },
       ),
     );
+    // No list at all, or an interface without its id or addresses, is an answer not understood;
+    // read as "nobody holds the VIP", it would send AssignPrivateIpAddresses on a misreading.
+    const enis = out.NetworkInterfaces;
+    if (
+      enis === undefined ||
+      enis.some(
+        (eni) =>
+          eni.NetworkInterfaceId === undefined ||
+          eni.PrivateIpAddresses === undefined ||
+          eni.PrivateIpAddresses.some((p) => p.PrivateIpAddress === undefined),
+      )
+    ) {
+      throw new Ec2CallError(
+        'DescribeNetworkInterfaces',
+        'MalformedResponse',
+        `DescribeNetworkInterfaces answered the lookup of ${ip} without interface ids or their private IPs`,
+        false,
+      );
+    }
     // The filter narrows; the exact comparison decides.
-    const holders = (out.NetworkInterfaces ?? []).filter((eni) =>
+    const holders = enis.filter((eni) =>
       (eni.PrivateIpAddresses ?? []).some((p) => p.PrivateIpAddress === ip),
     );
     return holders[0]?.NetworkInterfaceId ?? null;

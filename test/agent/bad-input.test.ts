@@ -3,12 +3,13 @@ import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
+import { DescribeAddressesCommand, DescribeNetworkInterfacesCommand } from '@aws-sdk/client-ec2';
 import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { createEc2Client, SdkEc2Gateway } from '../../agent/src/ec2.js';
 import { DeadlineError } from '../../agent/src/errors.js';
 import { Deadline, systemClock } from '../../agent/src/retry.js';
-import { ALLOCATION_ID, defaultConfig, runAgent, useAgentFixture } from './harness.js';
+import { ALLOCATION_ID, defaultConfig, runAgent, useAgentFixture, VIP } from './harness.js';
 
 /**
  * Regressions found by the fuzzer (test/fuzz): bad input of every kind ends with exit 2 and one
@@ -197,4 +198,62 @@ describe('EC2 answers', () => {
       await new Promise((done) => server.close(done));
     }
   }, 20_000);
+});
+
+describe('an EC2 answer the agent cannot read is never acted on', () => {
+  it('DescribeAddresses with half an association: exit 1, no mutating call', async () => {
+    t.world.mock.on(DescribeAddressesCommand).resolves({
+      Addresses: [
+        {
+          AllocationId: ALLOCATION_ID,
+          PublicIp: '203.0.113.7',
+          AssociationId: 'eipassoc-0123456789abcdef0',
+          NetworkInterfaceId: 'eni-0bbbbbbbbbbbbbbb2',
+        },
+      ],
+    });
+    const takeover = await t.agent(['takeover']);
+    expect(takeover.code).toBe(1);
+    expect(oneLine(takeover.stderr)).toMatch(/association of .* without its network interface/);
+    expect(t.world.mutatingCalls()).toEqual([]);
+    // status says it could not tell, rather than "not associated".
+    expect((await t.agent(['status'])).code).toBe(4);
+  });
+
+  it.each([
+    ['no interface list', {}],
+    [
+      'an interface without its id',
+      { NetworkInterfaces: [{ PrivateIpAddresses: [{ PrivateIpAddress: VIP }] }] },
+    ],
+    [
+      'an interface without its addresses',
+      { NetworkInterfaces: [{ NetworkInterfaceId: 'eni-0bbbbbbbbbbbbbbb2' }] },
+    ],
+    [
+      'addresses without IPs',
+      {
+        NetworkInterfaces: [
+          { NetworkInterfaceId: 'eni-0bbbbbbbbbbbbbbb2', PrivateIpAddresses: [{ Primary: false }] },
+        ],
+      },
+    ],
+  ])(
+    'the VIP holder lookup answered with %s: exit 1, no AssignPrivateIpAddresses',
+    async (_, answer) => {
+      t.world.mock.on(DescribeNetworkInterfacesCommand).resolves(answer);
+      const takeover = await t.agent(['takeover']);
+      expect(takeover.code).toBe(1);
+      expect(oneLine(takeover.stderr)).toMatch(
+        /DescribeNetworkInterfaces answered the lookup of 10\.0\.0\.50 without/,
+      );
+      expect(t.world.mutatingCalls()).toEqual([]);
+    },
+  );
+
+  it('an empty interface list is an answer: nobody holds the VIP, so it is assigned', async () => {
+    t.world.mock.on(DescribeNetworkInterfacesCommand).resolves({ NetworkInterfaces: [] });
+    await t.agent(['takeover']);
+    expect(t.world.mutatingCalls()[0]).toBe('AssignPrivateIpAddressesCommand');
+  });
 });
