@@ -257,3 +257,18 @@ describe('an EC2 answer the agent cannot read is never acted on', () => {
     expect(t.world.mutatingCalls()[0]).toBe('AssignPrivateIpAddressesCommand');
   });
 });
+
+describe('check reports every failure in its report', () => {
+  it('cross-az: an unreadable answer describing this ENI is a FAIL line, not an unexpected error', async () => {
+    await t.sandbox.writeConfig(
+      defaultConfig(t.sandbox, { addresses: [{ allocationId: ALLOCATION_ID }] }),
+    );
+    t.world.mock.on(DescribeNetworkInterfacesCommand).resolves({});
+    const result = await t.agent(['check']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(
+      /^FAIL\s+permission AssociateAddress\s+DescribeNetworkInterfaces did not describe eni-/m,
+    );
+  });
+});
