@@ -9,7 +9,14 @@ import { describe, expect, it, vi } from 'vitest';
 import { createEc2Client, SdkEc2Gateway } from '../../agent/src/ec2.js';
 import { DeadlineError } from '../../agent/src/errors.js';
 import { Deadline, systemClock } from '../../agent/src/retry.js';
-import { ALLOCATION_ID, defaultConfig, runAgent, useAgentFixture, VIP } from './harness.js';
+import {
+  ALLOCATION_ID,
+  defaultConfig,
+  fakeImds,
+  runAgent,
+  useAgentFixture,
+  VIP,
+} from './harness.js';
 
 /**
  * Regressions found by the fuzzer (test/fuzz): bad input of every kind ends with exit 2 and one
@@ -271,4 +278,22 @@ describe('check reports every failure in its report', () => {
       /^FAIL\s+permission AssociateAddress\s+DescribeNetworkInterfaces did not describe eni-/m,
     );
   });
+});
+
+describe('IMDS answers are parsed exactly', () => {
+  it.each(['10.0.0.0/24/8', '10.0.0.0/33', '10.0.0/24', '10.0.0.0'])(
+    'subnet-ipv4-cidr-block %j is refused',
+    async (cidr) => {
+      const base = fakeImds(t.world);
+      const imds = {
+        ...base,
+        get: (path: string) =>
+          path.endsWith('/subnet-ipv4-cidr-block') ? Promise.resolve(cidr) : base.get(path),
+      };
+      const result = await t.agent(['takeover'], { imds });
+      expect(result.code).toBe(1);
+      expect(oneLine(result.stderr)).toMatch(/IMDS returned an unexpected subnet-ipv4-cidr-block/);
+      expect(t.world.mutatingCalls()).toEqual([]);
+    },
+  );
 });
