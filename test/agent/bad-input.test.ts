@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,18 +9,23 @@ import { describe, expect, it, vi } from 'vitest';
 import { createEc2Client, SdkEc2Gateway } from '../../agent/src/ec2.js';
 import { DeadlineError } from '../../agent/src/errors.js';
 import { Deadline, systemClock } from '../../agent/src/retry.js';
+import { startFakeEc2 } from '../fuzz/ec2-fake.js';
+import { buildModel, ALLOCATION_ID as FUZZ_ALLOCATION_ID } from '../fuzz/world.js';
+import { instanceMetadata, startImdsStub } from '../support/imds-stub.js';
 import {
   ALLOCATION_ID,
   defaultConfig,
   fakeImds,
   runAgent,
+  THIS_NODE,
   useAgentFixture,
   VIP,
 } from './harness.js';
 
 /**
- * Regressions found by the fuzzer (test/fuzz): bad input of every kind ends with exit 2 and one
- * line on stderr that starts with "eip-failover:" and names the problem.
+ * Regressions for what the fuzzer (test/fuzz) found: bad input of every kind ends with the right
+ * exit code and one line on stderr that starts with "eip-failover:" and names the problem, and an
+ * answer the agent cannot read is never acted on.
  */
 const t = useAgentFixture();
 
@@ -296,4 +301,44 @@ describe('IMDS answers are parsed exactly', () => {
       expect(t.world.mutatingCalls()).toEqual([]);
     },
   );
+});
+
+describe('the process', () => {
+  it('stderr holds only log records: no SDK notice about the Node version', async () => {
+    // Nothing here and no transition recorded: consistent, exit 0.
+    const model = buildModel({ mode: 'same-subnet', eip: 'peer', vip: 'peer' });
+    const ec2 = await startFakeEc2(model, []);
+    const imds = await startImdsStub({ metadata: instanceMetadata(THIS_NODE, () => [VIP]) });
+    try {
+      await t.sandbox.writeConfig(
+        defaultConfig(t.sandbox, {
+          addresses: [{ allocationId: FUZZ_ALLOCATION_ID, privateIp: VIP }],
+        }),
+      );
+      const main = resolve(import.meta.dirname, '../../agent/src/main.ts');
+      const { code, stderr } = await new Promise<{ code: number; stderr: string }>((done) =>
+        execFile(
+          process.execPath,
+          ['--import', 'tsx', main, 'status', '-c', t.sandbox.configPath],
+          {
+            env: {
+              PATH: process.env.PATH ?? '',
+              AWS_ENDPOINT_URL_EC2: ec2.endpoint,
+              AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint,
+              AWS_ACCESS_KEY_ID: 'AKIDTESTONLY',
+              AWS_SECRET_ACCESS_KEY: 'test-secret-only',
+            },
+            timeout: 30_000,
+          },
+          (err, _stdout, stderr) => done({ code: err ? Number(err.code) : 0, stderr }),
+        ),
+      );
+      expect(code, stderr).toBe(0);
+      expect(ec2.records.length).toBeGreaterThan(0);
+      const notLogs = stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{"level":'));
+      expect(notLogs).toEqual([]);
+    } finally {
+      await Promise.all([ec2.close(), imds.close()]);
+    }
+  }, 40_000);
 });
