@@ -765,13 +765,15 @@ export function configCase(id: string, rng: Rng): FuzzCase {
       );
     }
     default: {
-      const variant = rng.pick(['directory', 'fifo', 'devnull', 'devzero', 'proc']);
+      const variant = rng.pick(['directory', 'fifo', 'devnull', 'devzero', 'proc', 'notDirectory']);
       const spec: Record<string, [ConfigSpec, string[]]> = {
         directory: [{ kind: 'directory' }, ['directory']],
         fifo: [{ kind: 'fifo' }, ['regular file']],
         devnull: [{ kind: 'path', path: '/dev/null' }, ['regular file']],
         devzero: [{ kind: 'path', path: '/dev/zero' }, ['regular file']],
         proc: [{ kind: 'path', path: '/proc/self/status' }, ['JSON']],
+        // A path through a file (ENOTDIR): unreadable whoever runs it, root included.
+        notDirectory: [{ kind: 'path', path: '/proc/self/status/config.json' }, ['cannot read']],
       };
       const [config2, names] = spec[variant] as [ConfigSpec, string[]];
       return make(config2, `config is ${variant}`, usage(names));
