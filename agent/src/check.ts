@@ -98,12 +98,12 @@ export async function runChecks(
   }
 
   for (const address of config.addresses) {
-    const ip =
-      address.privateIp ??
-      (await deps.ec2.describeNetworkInterface(identity.networkInterfaceId, deadline))
-        .primaryPrivateIp;
     const name = 'permission AssociateAddress';
+    let ip = address.privateIp;
     try {
+      // Inside the try: a failed lookup is a FAIL line in the report, not an unexpected error.
+      ip ??= (await deps.ec2.describeNetworkInterface(identity.networkInterfaceId, deadline))
+        .primaryPrivateIp;
       const permission = await deps.ec2.dryRunAssociate(
         address.allocationId,
         identity.networkInterfaceId,

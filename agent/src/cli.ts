@@ -7,7 +7,7 @@ import { type CheckReport, renderChecks, runChecks } from './check.js';
 import { type AgentConfig, type ConfigFlags, loadConfig } from './config.js';
 import { resolveCredentials } from './credentials.js';
 import { createEc2Client, type Ec2Gateway, SdkEc2Gateway } from './ec2.js';
-import { ConfigError, errorMessage } from './errors.js';
+import { ConfigError, errorMessage, oneLine, quote } from './errors.js';
 import { FifoLoop } from './fifo.js';
 import { discoverIdentity, type NodeIdentity } from './identity.js';
 import { type Imds, ImdsClient } from './imds.js';
@@ -66,6 +66,11 @@ interface CommonOptions {
 
 /** Parses argv and runs one command; resolves to the exit code. Never exits the process itself. */
 export async function run(argv: readonly string[], deps: RunDeps): Promise<number> {
+  if (argv.length === 0) {
+    // commander would print the whole help on stderr; a hook's stderr is one line in a log.
+    deps.stderr(`eip-failover: a command is required (${COMMANDS}); ${HELP_HINT}\n`);
+    return EXIT.usage;
+  }
   let exitCode: number = EXIT.ok;
   const program = createProgram(deps, (code) => {
     exitCode = code;
@@ -77,22 +82,35 @@ export async function run(argv: readonly string[], deps: RunDeps): Promise<numbe
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     if (err instanceof ConfigError) {
-      deps.stderr(`eip-failover: ${err.message}\n`);
+      deps.stderr(`eip-failover: ${oneLine(err.message)}\n`);
       return EXIT.usage;
     }
-    deps.stderr(`eip-failover: unexpected error: ${errorMessage(err)}\n`);
+    deps.stderr(`eip-failover: unexpected error: ${oneLine(errorMessage(err))}\n`);
     return EXIT.failed;
   }
   return exitCode;
 }
+
+const COMMANDS = 'takeover, release, notify, reconcile, status, check';
+const HELP_HINT = 'run eip-failover --help for usage';
 
 export function createProgram(deps: RunDeps, setExit: (code: number) => void): Command {
   const program = new Command('eip-failover')
     .description('Moves AWS Elastic IPs to this node when keepalived makes it VRRP MASTER.')
     .version(VERSION)
     .exitOverride()
-    .configureOutput({ writeOut: deps.stdout, writeErr: deps.stderr })
-    .showHelpAfterError('(run eip-failover --help for usage)');
+    .configureOutput({
+      writeOut: deps.stdout,
+      writeErr: deps.stderr,
+      // commander's "error: …" plus a suggestion plus a hint, as the one line every error gets.
+      outputError: (message, write) =>
+        write(
+          `eip-failover: ${message
+            .replace(/^error: /, '')
+            .replace(/\s*\n\s*/g, ' ')
+            .trim()} (${HELP_HINT})\n`,
+        ),
+    });
 
   const command = (name: string, description: string, withDryRun: boolean) => {
     const cmd = program.command(name).description(description);
@@ -341,7 +359,7 @@ async function takeoverAs(
     await recordResult(p, failoverId, command, seq, result);
   }
   if (result.outcome === 'failed' || result.outcome === 'superseded') {
-    deps.stderr(`eip-failover: ${command} ${result.outcome}: ${result.error ?? ''}\n`);
+    deps.stderr(`eip-failover: ${command} ${result.outcome}: ${oneLine(result.error ?? '')}\n`);
   }
   return exitFor(result.outcome);
 }
@@ -374,7 +392,7 @@ const RELEASE_STATES: ReadonlySet<string> = new Set(['BACKUP', 'FAULT', 'STOP'])
 async function doRelease(deps: RunDeps, opts: CommonOptions, rawState: string): Promise<number> {
   const state = rawState.toUpperCase();
   if (!RELEASE_STATES.has(state)) {
-    deps.stderr(`eip-failover: release takes BACKUP, FAULT or STOP, not "${rawState}"\n`);
+    deps.stderr(`eip-failover: release takes BACKUP, FAULT or STOP, not ${quote(rawState)}\n`);
     return EXIT.usage;
   }
   const p = prepare(deps, opts);
@@ -417,7 +435,7 @@ async function doNotify(
   const state = NOTIFY_STATES.get(rawState.toUpperCase());
   if (!NOTIFY_TYPES.has(type.toUpperCase()) || state === undefined) {
     deps.stderr(
-      `eip-failover: notify expects TYPE NAME STATE as keepalived passes them (INSTANCE|GROUP, name, MASTER|BACKUP|FAULT|STOP); got "${type} ${name} ${rawState}"\n`,
+      `eip-failover: notify expects TYPE NAME STATE as keepalived passes them (INSTANCE|GROUP, name, MASTER|BACKUP|FAULT|STOP); got ${quote(`${type} ${name} ${rawState}`)}\n`,
     );
     return EXIT.usage;
   }

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { isAbsolute } from 'node:path';
-import { ConfigError } from './errors.js';
+import { ConfigError, oneLine, quote } from './errors.js';
 import { RETRY_MODES, type RetryMode } from './retry-strategy.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/eip-failover/config.json';
@@ -103,7 +103,7 @@ export function loadConfig(
   for (const key of Object.keys(file)) {
     if (!CONFIG_KEYS.has(key)) {
       throw new ConfigError(
-        `unknown key "${key}" ${where}; allowed keys are ${[...CONFIG_KEYS].join(', ')} (check the spelling)`,
+        `unknown key ${quote(key)} ${where}; allowed keys are ${[...CONFIG_KEYS].join(', ')} (check the spelling)`,
       );
     }
   }
@@ -137,13 +137,13 @@ export function loadConfig(
   const iface = flags.interface ?? optionalString(file.interface, 'interface', where);
   if (iface !== undefined && !INTERFACE.test(iface)) {
     throw new ConfigError(
-      `interface "${iface}" is not a network interface name; use the OS name such as eth0 or ens5, or leave it out to use the ENI at device index 0`,
+      `interface ${quote(iface)} is not a network interface name; use the OS name such as eth0 or ens5, or leave it out to use the ENI at device index 0`,
     );
   }
   const region = flags.region ?? env.AWS_REGION ?? optionalString(file.region, 'region', where);
   if (region !== undefined && !REGION_NAME.test(region)) {
     throw new ConfigError(
-      `region "${region}" is not an AWS region name such as eu-central-1; fix --region, AWS_REGION or "region" ${where}, or leave it out to read it from IMDS`,
+      `region ${quote(region)} is not an AWS region name such as eu-central-1; fix --region, AWS_REGION or "region" ${where}, or leave it out to read it from IMDS`,
     );
   }
   const stateDir = absolutePath(
@@ -178,22 +178,54 @@ export function loadConfig(
 }
 
 function readConfigFile(path: string): string {
-  const text = readFileSync(path, { encoding: 'utf8', flag: 'r' });
-  return text;
+  // Non-blocking open: a FIFO must not wait for a writer. Only a regular file is read, and never
+  // more than the cap: /dev/zero or a multi-GiB file would otherwise be read until memory runs out.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const info = fstatSync(fd);
+    if (info.isDirectory()) {
+      throw new ConfigError(`config file ${path} is a directory; pass the path of the JSON file`);
+    }
+    if (!info.isFile()) {
+      throw new ConfigError(
+        `config file ${path} is not a regular file; pass the path of the JSON file the Ansible role renders`,
+      );
+    }
+    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let length = 0;
+    for (let n = -1; n !== 0 && length < buffer.length; length += n) {
+      n = readSync(fd, buffer, length, buffer.length - length, null);
+    }
+    if (info.size > MAX_CONFIG_BYTES || length > MAX_CONFIG_BYTES) throw tooLarge(path);
+    try {
+      // ignoreBOM keeps a BOM in the text, which JSON.parse refuses as before.
+      return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(
+        buffer.subarray(0, length),
+      );
+    } catch {
+      throw new ConfigError(
+        `config file ${path} is not UTF-8 text; save it as UTF-8 (a path or key read with replacement characters would not be the one written)`,
+      );
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function tooLarge(path: string): ConfigError {
+  return new ConfigError(
+    `config file ${path} is larger than ${MAX_CONFIG_BYTES / 1024} KiB; it should hold a few lines of JSON — check that the path points at the agent's config`,
+  );
 }
 
 function parseConfigText(text: string, path: string): Record<string, unknown> {
-  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) {
-    throw new ConfigError(
-      `config file ${path} is larger than ${MAX_CONFIG_BYTES / 1024} KiB; it should hold a few lines of JSON — check that the path points at the agent's config`,
-    );
-  }
+  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) throw tooLarge(path);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (err) {
     throw new ConfigError(
-      `config file ${path} is not valid JSON (${(err as Error).message}); fix the syntax, e.g. re-render it with the Ansible role`,
+      `config file ${path} is not valid JSON (${oneLine((err as Error).message)}); fix the syntax, e.g. re-render it with the Ansible role`,
     );
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
@@ -223,7 +255,7 @@ function parseAddresses(value: unknown, where: string): AddressConfig[] {
     for (const key of Object.keys(record)) {
       if (!ADDRESS_KEYS.has(key)) {
         throw new ConfigError(
-          `unknown key "${key}" in ${label}; allowed keys are allocationId, privateIp`,
+          `unknown key ${quote(key)} in ${label}; allowed keys are allocationId, privateIp`,
         );
       }
     }
@@ -259,13 +291,13 @@ function checkAddress(
   const { allocationId, privateIp } = raw;
   if (typeof allocationId !== 'string' || !ALLOCATION_ID.test(allocationId)) {
     throw new ConfigError(
-      `${label}: allocation id ${JSON.stringify(allocationId ?? null)} is not an Elastic IP allocation id (eipalloc- followed by 8 or 17 hex digits); copy AllocationId from the CDK outputs`,
+      `${label}: allocation id ${quote(allocationId ?? null)} is not an Elastic IP allocation id (eipalloc- followed by 8 or 17 hex digits); copy AllocationId from the CDK outputs`,
     );
   }
   if (privateIp === undefined || privateIp === null) return { allocationId };
   if (typeof privateIp !== 'string' || !isIPv4(privateIp)) {
     throw new ConfigError(
-      `${label}: private IP ${JSON.stringify(privateIp)} is not an IPv4 address; use the VIP from the CDK outputs, or leave it out for cross-az mode`,
+      `${label}: private IP ${quote(privateIp)} is not an IPv4 address; use the VIP from the CDK outputs, or leave it out for cross-az mode`,
     );
   }
   return { allocationId, privateIp };
@@ -282,7 +314,7 @@ function optionalString(value: unknown, key: string, where: string): string | un
 function absolutePath(path: string, key: string): string {
   if (!isAbsolute(path)) {
     throw new ConfigError(
-      `${key} "${path}" must be an absolute path: keepalived runs the agent from /, so relative paths would land in the wrong place`,
+      `${key} ${quote(path)} must be an absolute path: keepalived runs the agent from /, so relative paths would land in the wrong place`,
     );
   }
   return path;
@@ -291,7 +323,7 @@ function absolutePath(path: string, key: string): string {
 function parseDeadline(seconds: unknown, where: string): number {
   if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 5 || seconds > 3600) {
     throw new ConfigError(
-      `deadline ${JSON.stringify(seconds)} from ${where} must be a whole number of seconds from 5 to 3600 (default ${DEFAULT_DEADLINE_SECONDS})`,
+      `deadline ${quote(seconds)} from ${where} must be a whole number of seconds from 5 to 3600 (default ${DEFAULT_DEADLINE_SECONDS})`,
     );
   }
   return seconds;
@@ -300,7 +332,7 @@ function parseDeadline(seconds: unknown, where: string): number {
 function parseBoolean(value: unknown, key: string, where: string): boolean | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'boolean') {
-    throw new ConfigError(`"${key}" ${where} must be true or false, not ${JSON.stringify(value)}`);
+    throw new ConfigError(`"${key}" ${where} must be true or false, not ${quote(value)}`);
   }
   return value;
 }

@@ -153,7 +153,10 @@ export class SdkEc2Gateway implements Ec2Gateway {
     if (
       enis === undefined ||
       enis.some(
-        (eni) => eni.NetworkInterfaceId === undefined || eni.PrivateIpAddresses === undefined,
+        (eni) =>
+          eni.NetworkInterfaceId === undefined ||
+          eni.PrivateIpAddresses === undefined ||
+          eni.PrivateIpAddresses.some((p) => p.PrivateIpAddress === undefined),
       )
     ) {
       throw new Ec2CallError(

@@ -52,3 +52,25 @@ export class Ec2CallError extends Error {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * A value from outside (a flag, the config file) as a message may show it: JSON-quoted so control
+ * characters and line breaks stay escaped, cut to a readable length, and safe for values nested
+ * too deep for JSON.stringify.
+ */
+export function quote(value: unknown, max = 80): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = Array.isArray(value) ? 'a list nested too deep' : 'a value nested too deep';
+  }
+  if (text.length <= max) return text;
+  // A cut string keeps its closing quote, so the message still reads where the value ends.
+  return text.startsWith('"') ? `${text.slice(0, max)}…"` : `${text.slice(0, max)}…`;
+}
+
+/** Line breaks out: every message is one line of a hook's stderr, which ends up in a log. */
+export function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n\u2028\u2029]+\s*/g, ' ').trim();
+}

@@ -126,8 +126,10 @@ function expect(value: string, what: string, pattern: RegExp): string {
 
 function expectCidr(value: string): string {
   const trimmed = value.trim();
-  const [ip, bits] = trimmed.split('/');
+  const parts = trimmed.split('/');
+  const [ip, bits] = parts;
   if (
+    parts.length !== 2 ||
     ip === undefined ||
     !isIPv4(ip) ||
     bits === undefined ||
