@@ -25,9 +25,16 @@ export function resolveCredentials(imds: Imds, env: NodeJS.ProcessEnv): Credenti
     };
   }
   let role: string | undefined;
-  const provider: AwsCredentialIdentityProvider = async () => {
-    role ??= await instanceProfileRole(imds);
-    return instanceProfileCredentials(imds, role);
+  let inFlight: Promise<AwsCredentialIdentity> | undefined;
+  // Calls that start together (observe sends two) share one fetch instead of asking IMDS twice.
+  const provider: AwsCredentialIdentityProvider = () => {
+    inFlight ??= (async () => {
+      role ??= await instanceProfileRole(imds);
+      return instanceProfileCredentials(imds, role);
+    })().finally(() => {
+      inFlight = undefined;
+    });
+    return inFlight;
   };
   return {
     provider,

@@ -265,6 +265,7 @@ describe('the role with non-default choices', () => {
       keepalived_eip_agent_command: '/opt/drill/eip-failover-wrapper',
       keepalived_eip_check_script: '/bin/true',
       keepalived_eip_nonlocal_bind: false,
+      keepalived_eip_hook_mode: 'notify',
     });
     expectSuccess(result, (changed) => expect(changed).toBeGreaterThan(0));
     const conf = readFileSync(join(dir, 'primary/etc/keepalived/keepalived.conf'), 'utf8');
