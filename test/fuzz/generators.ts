@@ -121,12 +121,16 @@ export function planCalls(s: Setup): { imds: string[]; ec2: Map<string, number> 
       }
       // The EIP moves with the VIP it is associated with; otherwise it needs AssociateAddress.
       const movesWithVip = world.vip === 'peer' && world.eip === 'peer';
-      if (!movesWithVip) add('AssociateAddress');
+      // The look after AssignPrivateIpAddresses already shows the EIP here: it is the verification.
+      if (!movesWithVip) {
+        add('AssociateAddress');
+        add('DescribeAddresses');
+      }
       imds.push(`${BASE}/local-ipv4s`);
     } else {
       add('AssociateAddress');
+      add('DescribeAddresses');
     }
-    add('DescribeAddresses');
   }
   return { imds, ec2 };
 }
@@ -181,6 +185,7 @@ function validConfig(rng: Rng, mode: Mode, regionConfigured: boolean): Record<st
   };
   if (regionConfigured) config.region = 'eu-central-1';
   if (rng.chance(0.3)) config.reclaimFromPeer = rng.chance(0.5);
+  if (rng.chance(0.2)) config.retryMode = rng.pick(['standard', 'adaptive']);
   if (rng.chance(0.2)) config.logFile = `${DIR}/log/agent.log`;
   return config;
 }
@@ -304,7 +309,7 @@ export function cliCase(id: string, rng: Rng): FuzzCase {
       return make([...argv, ...extra], 'valid options', { exit: validExit(setup) }, setup);
     }
     case 'unknownCommand': {
-      const word = rng.pick(['takeover2', 'TAKEOVER', 'stat', 'fifo', 'rm', rng.junk(12) || 'x']);
+      const word = rng.pick(['takeover2', 'TAKEOVER', 'stat', 'fifos', 'rm', rng.junk(12) || 'x']);
       const known = ['takeover', 'release', 'notify', 'reconcile', 'status', 'check', 'help'];
       if (known.includes(word)) return make(['help'], 'help', { exit: [0] });
       return make([word, ...argv.slice(1)], `unknown command ${JSON.stringify(word)}`, {
@@ -564,6 +569,10 @@ const KEY_RULES: Record<string, KeyRule> = {
   reclaimFromPeer: {
     valid: (v) => v === null || typeof v === 'boolean',
     names: ['reclaimFromPeer'],
+  },
+  retryMode: {
+    valid: (v) => v === null || v === 'standard' || v === 'adaptive',
+    names: ['retryMode'],
   },
 };
 
