@@ -16,7 +16,13 @@ import {
 } from '@aws-sdk/client-ec2';
 import { type ActionRecord, type Emulator, startEmulator } from '../test/support/emulator.js';
 import { type ImdsStub, instanceMetadata, startImdsStub } from '../test/support/imds-stub.js';
-import { createWorld, type World, type WorldNode } from '../test/support/world.js';
+import {
+  createWorld,
+  eniLocalIpv4s,
+  stubNodeOf,
+  type World,
+  type WorldNode,
+} from '../test/support/world.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const BUNDLE = join(ROOT, 'agent/dist/eip-failover.mjs');
@@ -204,31 +210,11 @@ export async function startPair(): Promise<Pair> {
   const codeCache = join(dir, 'code-cache');
   mkdirSync(codeCache, { mode: 0o750 });
 
-  const localIpv4s = async (eni: string): Promise<string[]> => {
-    const out = await observer.send(
-      new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eni] }),
-    );
-    const ips = out.NetworkInterfaces?.[0]?.PrivateIpAddresses ?? [];
-    return [...ips.filter((p) => p.Primary), ...ips.filter((p) => !p.Primary)].flatMap((p) =>
-      p.PrivateIpAddress ? [p.PrivateIpAddress] : [],
-    );
-  };
+  const localIpv4s = (eni: string) => eniLocalIpv4s(observer, eni);
   const makeNode = async (name: 'A' | 'B', node: WorldNode): Promise<BenchNode> => {
     const imds = await startImdsStub({
-      metadata: instanceMetadata(
-        {
-          instanceId: node.instanceId,
-          region: REGION,
-          availabilityZone: node.availabilityZone,
-          macAddress: node.macAddress,
-          networkInterfaceId: node.networkInterfaceId,
-          vpcId: world.vpcId,
-          subnetId: node.subnetId,
-          subnetCidr: node.subnetCidr,
-          primaryPrivateIp: node.privateIp,
-          role: ROLE,
-        },
-        () => localIpv4s(node.networkInterfaceId),
+      metadata: instanceMetadata(stubNodeOf(world, node, { region: REGION, role: ROLE }), () =>
+        localIpv4s(node.networkInterfaceId),
       ),
     });
     onCleanup(() => imds.close());

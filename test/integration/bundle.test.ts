@@ -2,15 +2,18 @@ import { execFile } from 'node:child_process';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import {
-  DescribeAddressesCommand,
-  DescribeNetworkInterfacesCommand,
-  type EC2Client,
-} from '@aws-sdk/client-ec2';
+import { DescribeAddressesCommand } from '@aws-sdk/client-ec2';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { useEmulator } from '../emulator/helpers.js';
 import { type ImdsStub, instanceMetadata, startImdsStub } from '../support/imds-stub.js';
-import { createWorld, type World, type WorldMode, type WorldNode } from '../support/world.js';
+import {
+  createWorld,
+  eniLocalIpv4s,
+  stubNodeOf,
+  type World,
+  type WorldMode,
+  type WorldNode,
+} from '../support/world.js';
 
 /**
  * The built bundle, run as keepalived runs it (a child process), against the EC2 emulator and an
@@ -40,32 +43,12 @@ afterEach(async () => {
   await Promise.all(stubs.splice(0).map((s) => s.close()));
 });
 
-async function localIpv4s(ec2: EC2Client, eni: string): Promise<string[]> {
-  const out = await ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eni] }));
-  const ips = out.NetworkInterfaces?.[0]?.PrivateIpAddresses ?? [];
-  return [...ips.filter((p) => p.Primary), ...ips.filter((p) => !p.Primary)].flatMap((p) =>
-    p.PrivateIpAddress ? [p.PrivateIpAddress] : [],
-  );
-}
-
 async function setup(mode: WorldMode): Promise<{ primary: Node; secondary: Node }> {
   world = await createWorld(env.ec2, { mode });
   const make = async (name: string, node: WorldNode): Promise<Node> => {
     const imds = await startImdsStub({
-      metadata: instanceMetadata(
-        {
-          instanceId: node.instanceId,
-          region: 'eu-central-1',
-          availabilityZone: node.availabilityZone,
-          macAddress: node.macAddress,
-          networkInterfaceId: node.networkInterfaceId,
-          vpcId: world.vpcId,
-          subnetId: node.subnetId,
-          subnetCidr: node.subnetCidr,
-          primaryPrivateIp: node.privateIp,
-          role: 'pair-node-role',
-        },
-        () => localIpv4s(env.ec2, node.networkInterfaceId),
+      metadata: instanceMetadata(stubNodeOf(world, node, { role: 'pair-node-role' }), () =>
+        eniLocalIpv4s(env.ec2, node.networkInterfaceId),
       ),
     });
     stubs.push(imds);

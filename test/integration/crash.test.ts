@@ -85,8 +85,13 @@ async function crashAt(pair: Pair, point: CrashPoint): Promise<void> {
   const { child, done } = spawnAgent(env, node, ['takeover']);
   if (point.hold) {
     const held = point.hold.action;
-    await waitFor(`${held} held in the emulator`, async () =>
-      (await env.emulator.inflight()).some((c) => c.action === held),
+    const skip = point.hold.skip ?? 0;
+    // In flight and past the calls let through: a skipped call is briefly in flight too.
+    await waitFor(
+      `${held} held in the emulator`,
+      async () =>
+        (await env.emulator.inflight()).some((c) => c.action === held) &&
+        (await env.emulator.actions()).filter((a) => a.action === held).length >= skip,
     );
   } else {
     await waitFor('local-ipv4s asked', async () =>

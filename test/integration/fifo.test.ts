@@ -2,15 +2,17 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { type FileHandle, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import {
-  DescribeAddressesCommand,
-  DescribeNetworkInterfacesCommand,
-  type EC2Client,
-} from '@aws-sdk/client-ec2';
+import { DescribeAddressesCommand } from '@aws-sdk/client-ec2';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { useEmulator } from '../emulator/helpers.js';
 import { type ImdsStub, instanceMetadata, startImdsStub } from '../support/imds-stub.js';
-import { createWorld, type World, type WorldNode } from '../support/world.js';
+import {
+  createWorld,
+  eniLocalIpv4s,
+  stubNodeOf,
+  type World,
+  type WorldNode,
+} from '../support/world.js';
 
 /**
  * The warm mode: the built bundle's `fifo` command reading a real FIFO the way keepalived's
@@ -50,30 +52,11 @@ afterEach(async () => {
   await Promise.all(stubs.splice(0).map((s) => s.close()));
 });
 
-async function localIpv4s(ec2: EC2Client, eni: string): Promise<string[]> {
-  const out = await ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eni] }));
-  const ips = out.NetworkInterfaces?.[0]?.PrivateIpAddresses ?? [];
-  return [...ips.filter((p) => p.Primary), ...ips.filter((p) => !p.Primary)].flatMap((p) =>
-    p.PrivateIpAddress ? [p.PrivateIpAddress] : [],
-  );
-}
-
 /** Starts `eip-failover fifo` for one node and opens the FIFO's write end, as keepalived does. */
 async function startFifo(name: string, node: WorldNode, extra: string[] = []): Promise<FifoNode> {
   const imds = await startImdsStub({
-    metadata: instanceMetadata(
-      {
-        instanceId: node.instanceId,
-        region: 'eu-central-1',
-        availabilityZone: node.availabilityZone,
-        macAddress: node.macAddress,
-        networkInterfaceId: node.networkInterfaceId,
-        vpcId: world.vpcId,
-        subnetId: node.subnetId,
-        subnetCidr: node.subnetCidr,
-        primaryPrivateIp: node.privateIp,
-      },
-      () => localIpv4s(env.ec2, node.networkInterfaceId),
+    metadata: instanceMetadata(stubNodeOf(world, node), () =>
+      eniLocalIpv4s(env.ec2, node.networkInterfaceId),
     ),
   });
   stubs.push(imds);

@@ -1,12 +1,18 @@
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { DescribeNetworkInterfacesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { logicalId, synth } from '../cdk/support.js';
 import type { PolicyDocument } from '../support/emulator.js';
 import { type ImdsStub, instanceMetadata, startImdsStub } from '../support/imds-stub.js';
-import type { World, WorldMode, WorldNode } from '../support/world.js';
+import {
+  eniLocalIpv4s,
+  stubNodeOf,
+  type World,
+  type WorldMode,
+  type WorldNode,
+} from '../support/world.js';
 
 export const BUNDLE = resolve(import.meta.dirname, '../../agent/dist/eip-failover.mjs');
 /** moto's account, which the emulator's IAM layer builds resource ARNs with. */
@@ -120,14 +126,6 @@ export interface AgentNode {
   readonly stateDir: string;
 }
 
-async function localIpv4s(ec2: EC2Client, eni: string): Promise<string[]> {
-  const out = await ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eni] }));
-  const ips = out.NetworkInterfaces?.[0]?.PrivateIpAddresses ?? [];
-  return [...ips.filter((p) => p.Primary), ...ips.filter((p) => !p.Primary)].flatMap((p) =>
-    p.PrivateIpAddress ? [p.PrivateIpAddress] : [],
-  );
-}
-
 /** An IMDSv2 stub for `node` (with the instance profile) and a config file for the agent. */
 export async function agentNode(
   ec2: EC2Client,
@@ -138,19 +136,8 @@ export async function agentNode(
 ): Promise<AgentNode> {
   const imds = await startImdsStub({
     metadata: instanceMetadata(
-      {
-        instanceId: node.instanceId,
-        region: REGION,
-        availabilityZone: node.availabilityZone,
-        macAddress: node.macAddress,
-        networkInterfaceId: node.networkInterfaceId,
-        vpcId: world.vpcId,
-        subnetId: node.subnetId,
-        subnetCidr: node.subnetCidr,
-        primaryPrivateIp: node.privateIp,
-        role: 'pair-node-role',
-      },
-      () => localIpv4s(ec2, node.networkInterfaceId),
+      stubNodeOf(world, node, { region: REGION, role: 'pair-node-role' }),
+      () => eniLocalIpv4s(ec2, node.networkInterfaceId),
     ),
   });
   const stateDir = join(dir, `${node.instanceId}-${Date.now()}`);

@@ -1,14 +1,17 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import {
-  DescribeAddressesCommand,
-  DescribeNetworkInterfacesCommand,
-  type EC2Client,
-} from '@aws-sdk/client-ec2';
+import { DescribeAddressesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { Emulator } from './emulator.js';
 import { type ImdsStub, instanceMetadata, startImdsStub } from './imds-stub.js';
-import { createWorld, type World, type WorldMode, type WorldNode } from './world.js';
+import {
+  createWorld,
+  eniLocalIpv4s,
+  stubNodeOf,
+  type World,
+  type WorldMode,
+  type WorldNode,
+} from './world.js';
 
 /** The built agent; integration suites run it as keepalived does, as a child process. */
 export const BUNDLE = resolve(import.meta.dirname, '../../agent/dist/eip-failover.mjs');
@@ -39,13 +42,7 @@ export interface Run {
 }
 
 /** The node's private IPs as EC2 has them, primary first: what IMDS local-ipv4s would list. */
-export async function localIpv4s(ec2: EC2Client, eni: string): Promise<string[]> {
-  const out = await ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eni] }));
-  const ips = out.NetworkInterfaces?.[0]?.PrivateIpAddresses ?? [];
-  return [...ips.filter((p) => p.Primary), ...ips.filter((p) => !p.Primary)].flatMap((p) =>
-    p.PrivateIpAddress ? [p.PrivateIpAddress] : [],
-  );
-}
+export { eniLocalIpv4s as localIpv4s } from './world.js';
 
 /**
  * A pair in the emulator, an IMDS stub per node, and a config file per node (JSON logs to a file).
@@ -64,20 +61,8 @@ export async function setupPair(
   const world = await createWorld(env.ec2, { mode });
   const make = async (name: 'primary' | 'secondary', node: WorldNode): Promise<AgentNode> => {
     const imds = await startImdsStub({
-      metadata: instanceMetadata(
-        {
-          instanceId: node.instanceId,
-          region: 'eu-central-1',
-          availabilityZone: node.availabilityZone,
-          macAddress: node.macAddress,
-          networkInterfaceId: node.networkInterfaceId,
-          vpcId: world.vpcId,
-          subnetId: node.subnetId,
-          subnetCidr: node.subnetCidr,
-          primaryPrivateIp: node.privateIp,
-          role: 'pair-node-role',
-        },
-        () => localIpv4s(env.ec2, node.networkInterfaceId),
+      metadata: instanceMetadata(stubNodeOf(world, node, { role: 'pair-node-role' }), () =>
+        eniLocalIpv4s(env.ec2, node.networkInterfaceId),
       ),
     });
     stubs.push(imds);

@@ -8,6 +8,7 @@ import {
   type EC2Client,
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
+import type { StubNode } from './imds-stub.js';
 
 /** A Linux image from moto's bundled catalogue (ubuntu xenial, x86_64). */
 export const WORLD_AMI = 'ami-785db401';
@@ -277,4 +278,33 @@ export async function createFleet(ec2: EC2Client, opts: { pairs: number }): Prom
     });
   }
   return { vpcId, securityGroupId, pairs };
+}
+
+/** What IMDS tells `node` of this world about itself: an IMDSv2 stub's identity. */
+export function stubNodeOf(
+  world: World,
+  node: WorldNode,
+  options: { readonly region?: string; readonly role?: string } = {},
+): StubNode {
+  return {
+    instanceId: node.instanceId,
+    region: options.region ?? 'eu-central-1',
+    availabilityZone: node.availabilityZone,
+    macAddress: node.macAddress,
+    networkInterfaceId: node.networkInterfaceId,
+    vpcId: world.vpcId,
+    subnetId: node.subnetId,
+    subnetCidr: node.subnetCidr,
+    primaryPrivateIp: node.privateIp,
+    ...(options.role !== undefined ? { role: options.role } : {}),
+  };
+}
+
+/** An ENI's private IPs as IMDS lists them (`local-ipv4s`: the primary first), read from EC2. */
+export async function eniLocalIpv4s(ec2: EC2Client, eni: string): Promise<string[]> {
+  const out = await ec2.send(new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: [eni] }));
+  const ips = out.NetworkInterfaces?.[0]?.PrivateIpAddresses ?? [];
+  return [...ips.filter((p) => p.Primary), ...ips.filter((p) => !p.Primary)].flatMap((p) =>
+    p.PrivateIpAddress ? [p.PrivateIpAddress] : [],
+  );
 }
