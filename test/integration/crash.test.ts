@@ -86,13 +86,16 @@ async function crashAt(pair: Pair, point: CrashPoint): Promise<void> {
   if (point.hold) {
     const held = point.hold.action;
     const skip = point.hold.skip ?? 0;
-    // In flight and past the calls let through: a skipped call is briefly in flight too.
-    await waitFor(
-      `${held} held in the emulator`,
-      async () =>
-        (await env.emulator.inflight()).some((c) => c.action === held) &&
-        (await env.emulator.actions()).filter((a) => a.action === held).length >= skip,
-    );
+    // Held: in flight, not yet answered (a call is logged a moment before it leaves the in-flight
+    // list), and past the calls let through, which are briefly in flight too.
+    await waitFor(`${held} held in the emulator`, async () => {
+      const answered = (await env.emulator.actions()).filter((a) => a.action === held);
+      const started = new Set(answered.map((a) => a.startedAt));
+      return (
+        answered.length >= skip &&
+        (await env.emulator.inflight()).some((c) => c.action === held && !started.has(c.startedAt))
+      );
+    });
   } else {
     await waitFor('local-ipv4s asked', async () =>
       node.imds.requests.some((r) => r.path.endsWith('/local-ipv4s') && r.status === 0),
