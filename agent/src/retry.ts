@@ -101,16 +101,3 @@ export function errorCode(err: unknown): string {
   if (e.code !== undefined && NETWORK_CODES.has(e.code)) return e.code;
   return e.name ?? 'Error';
 }
-
-export interface BackoffPolicy {
-  readonly baseMs: number;
-  readonly capMs: number;
-}
-
-export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 200, capMs: 5_000 };
-
-/** Exponential backoff with full jitter (attempt counts from 1). */
-export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number): number {
-  const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** (attempt - 1));
-  return Math.floor(random() * ceiling);
-}
