@@ -1,3 +1,4 @@
+import { THIS_NODE } from '../agent/harness.js';
 import { instanceMetadata, type Metadata, type StubNode } from '../support/imds-stub.js';
 import type { FuzzCase, WorldSpec } from './cases.js';
 import type { PairModel } from './ec2-fake.js';
@@ -9,18 +10,8 @@ export const VIP = '10.0.0.50';
 export const ROLE = 'pair-node-role';
 export const EXPIRED_KEY = 'ASIAEXPIREDFUZZ00001';
 
-export const HERE: StubNode = {
-  instanceId: 'i-0aaaaaaaaaaaaaaa1',
-  region: 'eu-central-1',
-  availabilityZone: 'eu-central-1a',
-  macAddress: '0a:00:00:00:00:a1',
-  networkInterfaceId: 'eni-0aaaaaaaaaaaaaaa1',
-  vpcId: 'vpc-0123456789abcdef0',
-  subnetId: 'subnet-0123456789abcdef0',
-  subnetCidr: '10.0.0.0/24',
-  primaryPrivateIp: '10.0.0.11',
-  role: ROLE,
-};
+/** The agent unit tests' node, with an instance profile. */
+export const HERE: StubNode = { ...THIS_NODE, role: ROLE };
 
 const PEER = {
   'same-subnet': {
