@@ -1,9 +1,6 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { useEmulator } from '../emulator/helpers.js';
+import { describe, expect, it } from 'vitest';
 import {
   eip,
   localIpv4s,
@@ -11,12 +8,11 @@ import {
   mutations,
   type Pair,
   runAgent,
-  setupPair,
   spawnAgent,
+  useBundleSuite,
   waitFor,
 } from '../support/bundle.js';
 import type { FaultRule } from '../support/emulator.js';
-import type { ImdsStub } from '../support/imds-stub.js';
 
 /**
  * SIGKILL at each step boundary of a takeover. The next call is held (injected latency, or a
@@ -24,19 +20,8 @@ import type { ImdsStub } from '../support/imds-stub.js';
  * after a client dies. The next takeover or reconcile must converge, send only what is missing,
  * and not be held up by the dead process's lock.
  */
-const env = useEmulator();
-const stubs: ImdsStub[] = [];
-let dir: string;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'eip-failover-crash-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  await Promise.all(stubs.splice(0).map((s) => s.close()));
-});
+const suite = useBundleSuite('eip-failover-crash-');
+const env = suite.env;
 
 const VIP = '10.0.0.50';
 const HOLD_MS = 3_000;
@@ -113,7 +98,7 @@ describe('SIGKILL mid-takeover, then the next run converges', () => {
   for (const command of ['takeover', 'reconcile'] as const) {
     for (const point of POINTS) {
       it(`killed ${point.name}; then ${command}`, async () => {
-        const pair = await setupPair(env, dir, 'same-subnet', stubs);
+        const pair = await suite.pair('same-subnet');
         await env.emulator.resetLog();
         await crashAt(pair, point);
         const lock = join(pair.primary.stateDir, 'takeover.lock');

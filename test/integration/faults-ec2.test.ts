@@ -1,8 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { useEmulator } from '../emulator/helpers.js';
+import { describe, expect, it } from 'vitest';
 import {
   type AgentNode,
   eip,
@@ -10,36 +6,25 @@ import {
   logLines,
   mutations,
   type Pair,
+  type PairOptions,
   runAgent,
-  setupPair,
+  useBundleSuite,
   waitFor,
 } from '../support/bundle.js';
 import type { FaultRule } from '../support/emulator.js';
-import type { ImdsStub } from '../support/imds-stub.js';
 
 /**
  * Deterministic EC2 faults against the built agent: each case asserts the exit code, the stderr
  * line and the log line, where the Elastic IP and the VIP end up, and which calls EC2 applied —
  * so nothing is left half-done, and no mutating call follows an answer the agent could not read.
  */
-const env = useEmulator();
-const stubs: ImdsStub[] = [];
-let dir: string;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'eip-failover-faults-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  await Promise.all(stubs.splice(0).map((s) => s.close()));
-});
+const suite = useBundleSuite('eip-failover-faults-');
+const env = suite.env;
 
 const VIP = '10.0.0.50';
 
-async function samePair(options: Parameters<typeof setupPair>[4] = {}): Promise<Pair> {
-  const pair = await setupPair(env, dir, 'same-subnet', stubs, options);
+async function samePair(options: PairOptions = {}): Promise<Pair> {
+  const pair = await suite.pair('same-subnet', options);
   await env.emulator.resetLog();
   return pair;
 }
@@ -352,7 +337,7 @@ describe('topology the agent must refuse before any EC2 call', () => {
   });
 
   it('same-subnet mode on an ENI in another AZ points at cross-az mode', async () => {
-    const pair = await setupPair(env, dir, 'cross-az', stubs, {
+    const pair = await suite.pair('cross-az', {
       address: (world) => ({ allocationId: world.allocationId, privateIp: VIP }),
     });
     await env.emulator.resetLog();

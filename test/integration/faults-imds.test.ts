@@ -1,8 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { useEmulator } from '../emulator/helpers.js';
+import { describe, expect, it } from 'vitest';
 import {
   eip,
   localIpv4s,
@@ -10,33 +6,22 @@ import {
   mutations,
   type Pair,
   runAgent,
-  setupPair,
+  useBundleSuite,
 } from '../support/bundle.js';
-import type { ImdsStub, StubFault } from '../support/imds-stub.js';
+import type { StubFault } from '../support/imds-stub.js';
 
 /**
  * IMDS faults against the built agent. IMDS is read first (who am I), so most of these must stop
  * the takeover before any EC2 call; the ones that strike during verification leave the move done
  * and the next run a no-op.
  */
-const env = useEmulator();
-const stubs: ImdsStub[] = [];
-let dir: string;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'eip-failover-imds-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  await Promise.all(stubs.splice(0).map((s) => s.close()));
-});
+const suite = useBundleSuite('eip-failover-imds-');
+const env = suite.env;
 
 const VIP = '10.0.0.50';
 
 async function pair(): Promise<Pair> {
-  const p = await setupPair(env, dir, 'same-subnet', stubs);
+  const p = await suite.pair('same-subnet');
   await env.emulator.resetLog();
   return p;
 }

@@ -1,8 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { useEmulator } from '../emulator/helpers.js';
+import { describe, expect, it } from 'vitest';
 import {
   type AgentNode,
   eip,
@@ -11,10 +7,9 @@ import {
   type Pair,
   type Run,
   runAgent,
-  setupPair,
   spawnAgent,
+  useBundleSuite,
 } from '../support/bundle.js';
-import type { ImdsStub } from '../support/imds-stub.js';
 
 /**
  * A flapping storm through notify scripts: 50 transitions in about 10 s, each hook its own
@@ -22,19 +17,8 @@ import type { ImdsStub } from '../support/imds-stub.js';
  * The last transition decides where the addresses end up, and on each node the EC2 calls of
  * different invocations never interleave (the takeover lock).
  */
-const env = useEmulator();
-const stubs: ImdsStub[] = [];
-let dir: string;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'eip-failover-storm-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  await Promise.all(stubs.splice(0).map((s) => s.close()));
-});
+const suite = useBundleSuite('eip-failover-storm-');
+const env = suite.env;
 
 const VIP = '10.0.0.50';
 
@@ -107,7 +91,7 @@ async function expectHeldBy(pair: Pair, node: AgentNode): Promise<void> {
 
 describe('a flapping storm through notify scripts', () => {
   it('both nodes flap 25 times (50 hooks in ~10 s); the last MASTER holds the addresses', async () => {
-    const pair = await setupPair(env, dir, 'same-subnet', stubs);
+    const pair = await suite.pair('same-subnet');
     await env.emulator.resetLog();
     const transitions: Transition[] = [];
     for (let flip = 0; flip < 25; flip++) {
@@ -136,7 +120,7 @@ describe('a flapping storm through notify scripts', () => {
   }, 90_000);
 
   it('one node alternates MASTER/BACKUP 50 times in ~10 s, ending MASTER, against a peer that held it', async () => {
-    const pair = await setupPair(env, dir, 'same-subnet', stubs);
+    const pair = await suite.pair('same-subnet');
     expect((await runAgent(env, pair.secondary, ['takeover'])).code).toBe(0);
     expect((await runAgent(env, pair.secondary, ['release', 'BACKUP'])).code).toBe(0);
     await env.emulator.resetLog();

@@ -1,7 +1,10 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DescribeAddressesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { useEmulator } from '../emulator/helpers.js';
 import type { Emulator } from './emulator.js';
 import { type ImdsStub, instanceMetadata, startImdsStub } from './imds-stub.js';
 import {
@@ -44,6 +47,35 @@ export interface Run {
 /** The node's private IPs as EC2 has them, primary first: what IMDS local-ipv4s would list. */
 export { eniLocalIpv4s as localIpv4s } from './world.js';
 
+/** What setupPair takes beyond the mode. */
+export interface PairOptions {
+  address?: (world: World, node: 'primary' | 'secondary') => Record<string, string>;
+  deadlineSeconds?: number;
+}
+
+/**
+ * One suite of bundle tests: the emulator, a temp dir (removed after the suite) and the pairs'
+ * IMDS stubs (closed after each test). `pair` sets up a pair in them.
+ */
+export function useBundleSuite(prefix: string): {
+  readonly env: BundleEnv;
+  pair(mode: WorldMode, options?: PairOptions): Promise<Pair>;
+} {
+  const env = useEmulator();
+  const stubs: ImdsStub[] = [];
+  let dir = '';
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    await Promise.all(stubs.splice(0).map((s) => s.close()));
+  });
+  return { env, pair: (mode, options = {}) => setupPair(env, dir, mode, stubs, options) };
+}
+
 /**
  * A pair in the emulator, an IMDS stub per node, and a config file per node (JSON logs to a file).
  * `address` overrides what each node's config says (default: the world's allocation and VIP).
@@ -53,10 +85,7 @@ export async function setupPair(
   dir: string,
   mode: WorldMode,
   stubs: ImdsStub[],
-  options: {
-    address?: (world: World, node: 'primary' | 'secondary') => Record<string, string>;
-    deadlineSeconds?: number;
-  } = {},
+  options: PairOptions = {},
 ): Promise<Pair> {
   const world = await createWorld(env.ec2, { mode });
   const make = async (name: 'primary' | 'secondary', node: WorldNode): Promise<AgentNode> => {
