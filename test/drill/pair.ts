@@ -3,7 +3,7 @@ import { appendFile, chmod, chown, mkdir, readFile, rm, writeFile } from 'node:f
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { DescribeAddressesCommand, DescribeNetworkInterfacesCommand } from '@aws-sdk/client-ec2';
-import { type Emulator, startEmulator } from '../support/emulator.js';
+import { type ActionRecord, type Emulator, startEmulator } from '../support/emulator.js';
 import type { StubNode } from '../support/imds-stub.js';
 import { createWorld, type World, type WorldMode, type WorldNode } from '../support/world.js';
 import {
@@ -476,6 +476,43 @@ export class DrillPair {
     const now = await this.eipHolder();
     throw new Error(
       `the EIP did not reach ${name} within ${timeoutMs} ms (it points at ${now.eni ?? 'nothing'} ${now.privateIp ?? ''})`,
+    );
+  }
+
+  /**
+   * Waits until EC2 accepted a move of the EIP to `name` (a successful AssociateAddress naming its
+   * ENI and expected private IP) that started at or after `since` and was served after the action
+   * numbered `afterSeq`; returns that action. Unlike
+   * {@link waitForHolder} this sees a move that another writer undid a moment later, as the peer's
+   * reconcile may during a split brain.
+   */
+  async waitForMoveTo(
+    name: NodeName,
+    since: number,
+    timeoutMs: number,
+    afterSeq = -1,
+  ): Promise<ActionRecord> {
+    const node = this.nodes[name];
+    const wantIp = this.world.vip ?? node.world.privateIp;
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const move = (await this.emulator.actions()).find(
+        (a) =>
+          a.action === 'AssociateAddress' &&
+          a.status === 200 &&
+          !a.dryRun &&
+          a.params.AllocationId === this.world.allocationId &&
+          a.params.NetworkInterfaceId === node.world.networkInterfaceId &&
+          a.params.PrivateIpAddress === wantIp &&
+          a.seq > afterSeq &&
+          Date.parse(a.startedAt) >= since,
+      );
+      if (move) return move;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const now = await this.eipHolder();
+    throw new Error(
+      `EC2 accepted no move of the EIP to ${name} within ${timeoutMs} ms (it points at ${now.eni ?? 'nothing'} ${now.privateIp ?? ''})`,
     );
   }
 

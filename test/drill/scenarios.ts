@@ -353,9 +353,12 @@ export const SCENARIOS: readonly Scenario[] = [
       ctx.fault('VRRP (protocol 112) dropped in both namespaces', 'secondary');
       for (const node of Object.values(pair.nodes)) await pair.blockVrrp(node);
       await waitVrrp(pair.nodes.secondary, 'MASTER', FAILOVER_TIMEOUT_MS, since);
-      await pair.waitForHolder('secondary', FAILOVER_TIMEOUT_MS);
+      // The secondary's move is read from EC2's log, not polled: the primary's reconcile timer may
+      // take the address back within milliseconds, faster than any poll of where it points.
+      const took = await pair.waitForMoveTo('secondary', since, FAILOVER_TIMEOUT_MS);
       ctx.note('both nodes are MASTER; the secondary took the address');
       // The primary reclaims from its peer (reclaimFromPeer); the secondary must not fight back.
+      await pair.waitForMoveTo('primary', since, FAILOVER_TIMEOUT_MS, took.seq);
       const reclaimedAt = await pair.waitForHolder('primary', FAILOVER_TIMEOUT_MS);
       ctx.note('the primary’s reconcile timer took it back');
       await sleep(3 * RECONCILE_INTERVAL_S * 1_000);
