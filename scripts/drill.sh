@@ -18,4 +18,6 @@ if [ ! -f agent/dist/eip-failover.mjs ]; then
   echo "drill: building the agent (npm run build)"
   npm run --silent build
 fi
+# The harness's own SDK clients would print Node 20's support notice; the agent already keeps it off.
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED="${AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED:-true}"
 exec node --import tsx test/drill/main.ts "$@"
