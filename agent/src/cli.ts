@@ -91,7 +91,7 @@ export async function run(argv: readonly string[], deps: RunDeps): Promise<numbe
   return exitCode;
 }
 
-const COMMANDS = 'takeover, release, notify, reconcile, status, check';
+const COMMANDS = 'takeover, release, notify, reconcile, fifo, status, check';
 const HELP_HINT = 'run eip-failover --help for usage';
 
 export function createProgram(deps: RunDeps, setExit: (code: number) => void): Command {
