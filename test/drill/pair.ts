@@ -480,11 +480,12 @@ export class DrillPair {
   }
 
   /**
-   * Waits until EC2 accepted a move of the EIP to `name` (a successful AssociateAddress naming its
-   * ENI and expected private IP) that started at or after `since` and was served after the action
-   * numbered `afterSeq`; returns that action. Unlike
-   * {@link waitForHolder} this sees a move that another writer undid a moment later, as the peer's
-   * reconcile may during a split brain.
+   * Waits until EC2 accepted a move of the EIP to `name` that started at or after `since` and was
+   * served after the action numbered `afterSeq`; returns that action. A move is an AssociateAddress
+   * naming the node's ENI and expected private IP or, in same-subnet mode, an AssignPrivateIpAddresses
+   * of the VIP to the node's ENI (EC2 moves the VIP's Elastic IP association with it, so the agent
+   * sends no AssociateAddress then). Unlike {@link waitForHolder} this sees a move that another
+   * writer undid a moment later, as the peer's reconcile may during a split brain.
    */
   async waitForMoveTo(
     name: NodeName,
@@ -492,20 +493,24 @@ export class DrillPair {
     timeoutMs: number,
     afterSeq = -1,
   ): Promise<ActionRecord> {
-    const node = this.nodes[name];
-    const wantIp = this.world.vip ?? node.world.privateIp;
+    const eni = this.nodes[name].world.networkInterfaceId;
+    const { vip, allocationId } = this.world;
+    const wantIp = vip ?? this.nodes[name].world.privateIp;
+    const movesHere = (a: ActionRecord): boolean => {
+      if (a.status !== 200 || a.dryRun || a.params.NetworkInterfaceId !== eni) return false;
+      if (a.action === 'AssociateAddress') {
+        return a.params.AllocationId === allocationId && a.params.PrivateIpAddress === wantIp;
+      }
+      return (
+        a.action === 'AssignPrivateIpAddresses' &&
+        vip !== undefined &&
+        Object.entries(a.params).some(([k, v]) => /^PrivateIpAddress\.\d+$/.test(k) && v === vip)
+      );
+    };
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const move = (await this.emulator.actions()).find(
-        (a) =>
-          a.action === 'AssociateAddress' &&
-          a.status === 200 &&
-          !a.dryRun &&
-          a.params.AllocationId === this.world.allocationId &&
-          a.params.NetworkInterfaceId === node.world.networkInterfaceId &&
-          a.params.PrivateIpAddress === wantIp &&
-          a.seq > afterSeq &&
-          Date.parse(a.startedAt) >= since,
+        (a) => a.seq > afterSeq && Date.parse(a.startedAt) >= since && movesHere(a),
       );
       if (move) return move;
       await new Promise((r) => setTimeout(r, 100));
