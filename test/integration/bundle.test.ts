@@ -1,126 +1,37 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { DescribeAddressesCommand } from '@aws-sdk/client-ec2';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { useEmulator } from '../emulator/helpers.js';
-import { type ImdsStub, instanceMetadata, startImdsStub } from '../support/imds-stub.js';
+import { join } from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
-  createWorld,
-  eniLocalIpv4s,
-  stubNodeOf,
-  type World,
-  type WorldMode,
-  type WorldNode,
-} from '../support/world.js';
+  type AgentNode,
+  BUNDLE,
+  eip as eipOf,
+  mutations as mutationsOf,
+  type Pair,
+  runAgent,
+  useBundleSuite,
+} from '../support/bundle.js';
 
 /**
  * The built bundle, run as keepalived runs it (a child process), against the EC2 emulator and an
- * IMDSv2 stub on loopback. Needs no root.
+ * IMDSv2 stub on loopback. Needs no root. The configs name no log file: the agent logs to stdout
+ * (stderr for status and check), as it does by default.
  */
-const BUNDLE = resolve(import.meta.dirname, '../../agent/dist/eip-failover.mjs');
-const env = useEmulator();
-
-interface Node {
-  readonly world: WorldNode;
-  readonly imds: ImdsStub;
-  readonly config: string;
-  readonly stateDir: string;
-}
-
-let world: World;
-let dir: string;
-const stubs: ImdsStub[] = [];
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'eip-failover-it-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  await Promise.all(stubs.splice(0).map((s) => s.close()));
-});
-
-async function setup(mode: WorldMode): Promise<{ primary: Node; secondary: Node }> {
-  world = await createWorld(env.ec2, { mode });
-  const make = async (name: string, node: WorldNode): Promise<Node> => {
-    const imds = await startImdsStub({
-      metadata: instanceMetadata(stubNodeOf(world, node, { role: 'pair-node-role' }), () =>
-        eniLocalIpv4s(env.ec2, node.networkInterfaceId),
-      ),
-    });
-    stubs.push(imds);
-    const stateDir = join(dir, `${mode}-${name}-${Date.now()}`);
-    const config = `${stateDir}.json`;
-    await writeFile(
-      config,
-      JSON.stringify({
-        addresses: [
-          { allocationId: world.allocationId, ...(world.vip ? { privateIp: world.vip } : {}) },
-        ],
-        deadlineSeconds: 20,
-        stateDir,
-      }),
-    );
-    return { world: node, imds, config, stateDir };
-  };
-  return {
-    primary: await make('primary', world.primary),
-    secondary: await make('secondary', world.secondary),
-  };
-}
-
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function agent(node: Node, args: string[], extraEnv: Record<string, string> = {}): Promise<Run> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [BUNDLE, ...args, '-c', node.config],
-      {
-        env: {
-          PATH: process.env.PATH ?? '',
-          AWS_ENDPOINT_URL_EC2: env.emulator.endpoint,
-          AWS_EC2_METADATA_SERVICE_ENDPOINT: node.imds.endpoint,
-          AWS_ACCESS_KEY_ID: 'AKIDTESTONLY',
-          AWS_SECRET_ACCESS_KEY: 'test-secret-only',
-          AWS_REGION: 'eu-central-1',
-          NODE_NO_WARNINGS: '1',
-          ...extraEnv,
-        },
-        timeout: 60_000,
-      },
-      (err, stdout, stderr) =>
-        done({ code: err ? Number((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-async function eip(): Promise<{ eni?: string; ip?: string; instance?: string }> {
-  const a = (
-    await env.ec2.send(new DescribeAddressesCommand({ AllocationIds: [world.allocationId] }))
-  ).Addresses?.[0];
-  return {
-    ...(a?.NetworkInterfaceId ? { eni: a.NetworkInterfaceId } : {}),
-    ...(a?.PrivateIpAddress ? { ip: a.PrivateIpAddress } : {}),
-    ...(a?.InstanceId ? { instance: a.InstanceId } : {}),
-  };
-}
-
-async function mutations(): Promise<string[]> {
-  return (await env.emulator.actions())
-    .filter((a) => a.mutating && !a.dryRun && a.status === 200)
-    .map((a) => a.action);
-}
+const suite = useBundleSuite('eip-failover-it-');
+const env = suite.env;
+let pair: Pair;
+const setup = async (mode: 'same-subnet' | 'cross-az') => {
+  pair = await suite.pair(mode, { logFile: false });
+  return pair;
+};
+const agent = (node: AgentNode, args: string[], extra: Record<string, string> = {}) =>
+  runAgent(env, node, args, extra);
+const eip = () => eipOf(env, pair.world);
+const mutations = () => mutationsOf(env);
 
 describe('same-subnet pair: the bundle against the emulator', () => {
-  let nodes: { primary: Node; secondary: Node };
+  let nodes: Pair;
   beforeEach(async () => {
     nodes = await setup('same-subnet');
     await env.emulator.resetLog();
@@ -130,9 +41,9 @@ describe('same-subnet pair: the bundle against the emulator', () => {
     const run = await agent(nodes.primary, ['takeover']);
     expect(run.code, run.stderr).toBe(0);
     expect(await eip()).toEqual({
-      eni: world.primary.networkInterfaceId,
+      eni: pair.world.primary.networkInterfaceId,
       ip: '10.0.0.50',
-      instance: world.primary.instanceId,
+      instance: pair.world.primary.instanceId,
     });
     const log = await env.emulator.actions();
     expect(log.find((a) => a.action === 'AssignPrivateIpAddresses')?.params).toMatchObject({
@@ -157,11 +68,17 @@ describe('same-subnet pair: the bundle against the emulator', () => {
     expect((await agent(nodes.primary, ['takeover'])).code).toBe(0);
     await env.emulator.resetLog();
     expect((await agent(nodes.secondary, ['takeover'])).code).toBe(0);
-    expect(await eip()).toMatchObject({ eni: world.secondary.networkInterfaceId, ip: '10.0.0.50' });
+    expect(await eip()).toMatchObject({
+      eni: pair.world.secondary.networkInterfaceId,
+      ip: '10.0.0.50',
+    });
     // EC2 moved the EIP together with its private IP: no AssociateAddress remap was needed.
     expect(await mutations()).toEqual(['AssignPrivateIpAddresses']);
     expect((await agent(nodes.primary, ['takeover'])).code).toBe(0);
-    expect(await eip()).toMatchObject({ eni: world.primary.networkInterfaceId, ip: '10.0.0.50' });
+    expect(await eip()).toMatchObject({
+      eni: pair.world.primary.networkInterfaceId,
+      ip: '10.0.0.50',
+    });
   });
 
   it('credentials from the instance profile through IMDSv2 when none are in the environment', async () => {
@@ -186,7 +103,7 @@ describe('same-subnet pair: the bundle against the emulator', () => {
     expect(run.code, run.stderr).toBe(0);
     const throttled = (await env.emulator.actions()).filter((a) => a.fault === 'throttle');
     expect(throttled).toHaveLength(4);
-    expect(await eip()).toMatchObject({ eni: world.primary.networkInterfaceId });
+    expect(await eip()).toMatchObject({ eni: pair.world.primary.networkInterfaceId });
   });
 
   it('UnauthorizedOperation: one attempt, exit 1, a line naming the fix', async () => {
@@ -261,13 +178,13 @@ describe('cross-AZ pair', () => {
     await env.emulator.resetLog();
     expect((await agent(nodes.primary, ['takeover'])).code).toBe(0);
     expect(await eip()).toMatchObject({
-      eni: world.primary.networkInterfaceId,
-      ip: world.primary.privateIp,
+      eni: pair.world.primary.networkInterfaceId,
+      ip: pair.world.primary.privateIp,
     });
     expect((await agent(nodes.secondary, ['takeover'])).code).toBe(0);
     expect(await eip()).toMatchObject({
-      eni: world.secondary.networkInterfaceId,
-      ip: world.secondary.privateIp,
+      eni: pair.world.secondary.networkInterfaceId,
+      ip: pair.world.secondary.privateIp,
     });
     expect(await mutations()).toEqual(['AssociateAddress', 'AssociateAddress']);
   });
@@ -306,14 +223,13 @@ describe('output streams', () => {
 
   it('a log file that cannot be opened: the takeover still succeeds, and stderr says why', async () => {
     const nodes = await setup('same-subnet');
-    const { readFile, mkdir } = await import('node:fs/promises');
     const config = JSON.parse(await readFile(nodes.primary.config, 'utf8'));
-    const logFile = join(dir, `log-is-a-dir-${Date.now()}`);
+    const logFile = `${nodes.primary.stateDir}-log-is-a-dir`;
     await mkdir(logFile);
     await writeFile(nodes.primary.config, JSON.stringify({ ...config, logFile }));
     const run = await agent(nodes.primary, ['takeover']);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(/cannot open log file .* \(EISDIR\); logging to stderr/);
-    expect(await eip()).toMatchObject({ eni: world.primary.networkInterfaceId });
+    expect(await eip()).toMatchObject({ eni: pair.world.primary.networkInterfaceId });
   });
 });

@@ -1,31 +1,27 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { type FileHandle, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { type FileHandle, open, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { DescribeAddressesCommand } from '@aws-sdk/client-ec2';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { useEmulator } from '../emulator/helpers.js';
-import { type ImdsStub, instanceMetadata, startImdsStub } from '../support/imds-stub.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
-  createWorld,
-  eniLocalIpv4s,
-  stubNodeOf,
-  type World,
-  type WorldNode,
-} from '../support/world.js';
+  type AgentNode,
+  agentEnv,
+  BUNDLE,
+  logLines,
+  type Pair,
+  useBundleSuite,
+  waitFor,
+} from '../support/bundle.js';
 
 /**
  * The warm mode: the built bundle's `fifo` command reading a real FIFO the way keepalived's
  * vrrp_notify_fifo_script does (keepalived holds the write end open and writes one line per
  * transition), against the EC2 emulator and an IMDSv2 stub on loopback.
  */
-const BUNDLE = resolve(import.meta.dirname, '../../agent/dist/eip-failover.mjs');
-const env = useEmulator();
+const suite = useBundleSuite('eip-failover-fifo-');
+const env = suite.env;
 
-interface FifoNode {
-  readonly world: WorldNode;
-  readonly stateDir: string;
-  readonly logFile: string;
+interface FifoNode extends AgentNode {
   readonly fifo: string;
   readonly child: ChildProcess;
   readonly exited: Promise<number>;
@@ -33,73 +29,27 @@ interface FifoNode {
   writer?: FileHandle;
 }
 
-let dir: string;
-let world: World;
-const stubs: ImdsStub[] = [];
+let pair: Pair;
 const running: FifoNode[] = [];
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'eip-failover-fifo-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
 afterEach(async () => {
   for (const node of running.splice(0)) {
     await node.writer?.close().catch(() => undefined);
     node.child.kill('SIGKILL');
   }
-  await Promise.all(stubs.splice(0).map((s) => s.close()));
 });
 
 /** Starts `eip-failover fifo` for one node and opens the FIFO's write end, as keepalived does. */
-async function startFifo(name: string, node: WorldNode, extra: string[] = []): Promise<FifoNode> {
-  const imds = await startImdsStub({
-    metadata: instanceMetadata(stubNodeOf(world, node), () =>
-      eniLocalIpv4s(env.ec2, node.networkInterfaceId),
-    ),
-  });
-  stubs.push(imds);
-  const base = join(dir, `${name}-${Date.now()}`);
-  const stateDir = `${base}-state`;
-  const config = `${base}.json`;
-  const fifo = `${base}.fifo`;
-  await writeFile(
-    config,
-    JSON.stringify({
-      addresses: [{ allocationId: world.allocationId, privateIp: world.vip }],
-      deadlineSeconds: 20,
-      stateDir,
-      logFile: `${base}.log`,
-    }),
-  );
+async function startFifo(node: AgentNode, extra: string[] = []): Promise<FifoNode> {
+  const fifo = `${node.stateDir}.fifo`;
   execFileSync('mkfifo', ['-m', '0600', fifo]);
   const child = spawn(
     process.execPath,
-    [BUNDLE, 'fifo', '-c', config, '--instance', 'VI_EIP', ...extra, fifo],
-    {
-      env: {
-        PATH: process.env.PATH ?? '',
-        AWS_ENDPOINT_URL_EC2: env.emulator.endpoint,
-        AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.endpoint,
-        AWS_ACCESS_KEY_ID: 'AKIDTESTONLY',
-        AWS_SECRET_ACCESS_KEY: 'test-secret-only',
-        AWS_REGION: 'eu-central-1',
-        NODE_NO_WARNINGS: '1',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
+    [BUNDLE, 'fifo', '-c', node.config, '--instance', 'VI_EIP', ...extra, fifo],
+    { env: agentEnv(env, node), stdio: ['ignore', 'ignore', 'pipe'] },
   );
   const exited = new Promise<number>((done) => child.on('exit', (code) => done(code ?? -1)));
-  const started: FifoNode = {
-    world: node,
-    stateDir,
-    logFile: `${base}.log`,
-    fifo,
-    child,
-    exited,
-    stderr: '',
-  };
+  const started: FifoNode = { ...node, fifo, child, exited, stderr: '' };
   child.stderr?.on('data', (chunk: Buffer) => {
     started.stderr += chunk.toString();
   });
@@ -112,32 +62,9 @@ async function say(node: FifoNode, state: string, priority = 100): Promise<void>
   await node.writer?.write(`INSTANCE "VI_EIP" ${state} ${priority}\n`);
 }
 
-interface LogLine {
-  readonly msg: string;
-  readonly [key: string]: unknown;
-}
-
-async function logLines(node: FifoNode): Promise<LogLine[]> {
-  const text = await readFile(node.logFile, 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as LogLine);
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function eipEni(): Promise<string | undefined> {
   const out = await env.ec2.send(
-    new DescribeAddressesCommand({ AllocationIds: [world.allocationId] }),
+    new DescribeAddressesCommand({ AllocationIds: [pair.world.allocationId] }),
   );
   return out.Addresses?.[0]?.NetworkInterfaceId;
 }
@@ -156,14 +83,14 @@ const verifiedCount = async (node: FifoNode) =>
 
 describe('fifo: the warm agent as keepalived’s vrrp_notify_fifo_script', () => {
   beforeEach(async () => {
-    world = await createWorld(env.ec2, { mode: 'same-subnet' });
+    pair = await suite.pair('same-subnet');
   });
 
   it('acts on MASTER, records the rest, and fails over both ways with warm processes', async () => {
-    const primary = await startFifo('primary', world.primary);
-    const secondary = await startFifo('secondary', world.secondary);
+    const primary = await startFifo(pair.primary);
+    const secondary = await startFifo(pair.secondary);
     // Both warm up and look where the address is before keepalived says anything.
-    await until('both warm', async () =>
+    await waitFor('both warm', async () =>
       (await logLines(primary)).some((l) => l.msg === 'fifo: warm') &&
       (await logLines(secondary)).some((l) => l.msg === 'fifo: warm')
         ? true
@@ -171,10 +98,10 @@ describe('fifo: the warm agent as keepalived’s vrrp_notify_fifo_script', () =>
     );
     await say(secondary, 'BACKUP');
     await say(primary, 'MASTER', 150);
-    await until('primary verified', async () =>
+    await waitFor('primary verified', async () =>
       (await verifiedCount(primary)) === 1 ? 1 : undefined,
     );
-    expect(await eipEni()).toBe(world.primary.networkInterfaceId);
+    expect(await eipEni()).toBe(pair.world.primary.networkInterfaceId);
     expect((await state(primary)).lastTakeover?.outcome).toBe('verified');
     expect((await state(secondary)).vrrpState).toBe('BACKUP');
 
@@ -182,10 +109,10 @@ describe('fifo: the warm agent as keepalived’s vrrp_notify_fifo_script', () =>
     await env.emulator.resetLog();
     await say(primary, 'BACKUP', 150);
     await say(secondary, 'MASTER');
-    await until('secondary verified', async () =>
+    await waitFor('secondary verified', async () =>
       (await verifiedCount(secondary)) === 1 ? 1 : undefined,
     );
-    expect(await eipEni()).toBe(world.secondary.networkInterfaceId);
+    expect(await eipEni()).toBe(pair.world.secondary.networkInterfaceId);
     // The secondary had seen the address elsewhere at warm-up: the move is its first EC2 call,
     // the EIP followed its private IP, and one DescribeAddresses both decided and verified.
     const calls = (await env.emulator.actions()).map((a) => a.action);
@@ -194,7 +121,7 @@ describe('fifo: the warm agent as keepalived’s vrrp_notify_fifo_script', () =>
     expect(calls.filter((c) => c === 'AssociateAddress')).toEqual([]);
 
     // Failback: the primary's idle look learned the address had gone, so it too moves at once.
-    await until('primary looked while BACKUP', async () =>
+    await waitFor('primary looked while BACKUP', async () =>
       (await logLines(primary)).some(
         (l) =>
           l.msg === 'fifo: looked where the addresses are while not MASTER' && l.stillHere === 0,
@@ -204,10 +131,10 @@ describe('fifo: the warm agent as keepalived’s vrrp_notify_fifo_script', () =>
     );
     await say(secondary, 'BACKUP');
     await say(primary, 'MASTER', 150);
-    await until('primary verified again', async () =>
+    await waitFor('primary verified again', async () =>
       (await verifiedCount(primary)) === 2 ? 1 : undefined,
     );
-    expect(await eipEni()).toBe(world.primary.networkInterfaceId);
+    expect(await eipEni()).toBe(pair.world.primary.networkInterfaceId);
     const skipped = (await logLines(primary)).filter(
       (l) => l.msg === 'seen elsewhere since this node last held it: moving at once',
     );
@@ -221,8 +148,8 @@ describe('fifo: the warm agent as keepalived’s vrrp_notify_fifo_script', () =>
   });
 
   it('a burst is coalesced to its last state: the node ends BACKUP, and nothing is left half-done', async () => {
-    const primary = await startFifo('primary', world.primary);
-    await until('warm', async () =>
+    const primary = await startFifo(pair.primary);
+    await waitFor('warm', async () =>
       (await logLines(primary)).some((l) => l.msg === 'fifo: warm') ? true : undefined,
     );
     await env.emulator.resetLog();
@@ -231,7 +158,7 @@ describe('fifo: the warm agent as keepalived’s vrrp_notify_fifo_script', () =>
       i % 2 === 0 ? 'INSTANCE "VI_EIP" MASTER 150' : 'INSTANCE "VI_EIP" BACKUP 150',
     );
     await primary.writer?.write(`${burst.join('\n')}\n`);
-    await until('20 transitions recorded', async () =>
+    await waitFor('20 transitions recorded', async () =>
       (await state(primary)).seq === 20 ? 1 : undefined,
     );
     const final = await state(primary);
@@ -247,19 +174,19 @@ describe('fifo: the warm agent as keepalived’s vrrp_notify_fifo_script', () =>
   });
 
   it('a later line stops a takeover in flight before its next step', async () => {
-    const primary = await startFifo('primary', world.primary);
-    await until('warm', async () =>
+    const primary = await startFifo(pair.primary);
+    await waitFor('warm', async () =>
       (await logLines(primary)).some((l) => l.msg === 'fifo: warm') ? true : undefined,
     );
     await env.emulator.injectFaults([{ action: 'AssignPrivateIpAddresses', latencyMs: 1_500 }]);
     await env.emulator.resetLog();
     await say(primary, 'MASTER', 150);
-    await until('assign in flight', async () =>
+    await waitFor('assign in flight', async () =>
       (await logLines(primary)).some((l) => l.msg === 'transition recorded') ? true : undefined,
     );
     await new Promise((r) => setTimeout(r, 300));
     await say(primary, 'BACKUP', 150);
-    await until('superseded', async () =>
+    await waitFor('superseded', async () =>
       (await state(primary)).lastTakeover?.outcome === 'superseded' ? true : undefined,
     );
     const calls = (await env.emulator.actions()).map((a) => a.action);
@@ -268,8 +195,8 @@ describe('fifo: the warm agent as keepalived’s vrrp_notify_fifo_script', () =>
   });
 
   it('a storm: 50 transitions in 10 s on both nodes; the last one decides, takeovers never overlap', async () => {
-    const primary = await startFifo('primary', world.primary);
-    const secondary = await startFifo('secondary', world.secondary);
+    const primary = await startFifo(pair.primary);
+    const secondary = await startFifo(pair.secondary);
     // The pair flaps: each step one node says MASTER and the other BACKUP, 25 steps 400 ms apart.
     for (let step = 0; step < 25; step++) {
       const [up, down] = step % 2 === 0 ? [primary, secondary] : [secondary, primary];
@@ -278,7 +205,7 @@ describe('fifo: the warm agent as keepalived’s vrrp_notify_fifo_script', () =>
       await new Promise((r) => setTimeout(r, 400));
     }
     // Step 24 (even) left the primary MASTER.
-    await until('both recorded all 25', async () =>
+    await waitFor('both recorded all 25', async () =>
       (await state(primary)).seq === 25 && (await state(secondary)).seq === 25 ? 1 : undefined,
     );
     for (const node of [primary, secondary]) {
@@ -286,7 +213,7 @@ describe('fifo: the warm agent as keepalived’s vrrp_notify_fifo_script', () =>
       node.writer = undefined as never;
       expect(await node.exited).toBe(0);
     }
-    expect(await eipEni()).toBe(world.primary.networkInterfaceId);
+    expect(await eipEni()).toBe(pair.world.primary.networkInterfaceId);
     expect((await state(primary)).vrrpState).toBe('MASTER');
     expect((await state(primary)).lastTakeover).toMatchObject({ outcome: 'verified', seq: 25 });
     expect((await state(secondary)).vrrpState).toBe('BACKUP');
@@ -301,11 +228,11 @@ describe('fifo: the warm agent as keepalived’s vrrp_notify_fifo_script', () =>
   }, 30_000);
 
   it('refuses a path that is not a FIFO with exit 2 and one line saying how it is run', async () => {
-    const file = join(dir, 'not-a-fifo');
+    const file = `${pair.primary.stateDir}-not-a-fifo`;
     await writeFile(file, '');
     const child = spawn(
       process.execPath,
-      [BUNDLE, 'fifo', '--allocation-id', world.allocationId, file],
+      [BUNDLE, 'fifo', '--allocation-id', pair.world.allocationId, file],
       {
         env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', AWS_REGION: 'eu-central-1' },
       },

@@ -29,7 +29,8 @@ export interface AgentNode {
   readonly imds: ImdsStub;
   readonly config: string;
   readonly stateDir: string;
-  readonly logFile: string;
+  /** Where the config sends the agent's JSON logs; null: none named, so stdout (stderr for status). */
+  readonly logFile: string | null;
 }
 
 export interface Pair {
@@ -51,6 +52,8 @@ export { eniLocalIpv4s as localIpv4s } from './world.js';
 export interface PairOptions {
   address?: (world: World, node: 'primary' | 'secondary') => Record<string, string>;
   deadlineSeconds?: number;
+  /** false: the config names no log file (default true: `<stateDir>.log`). */
+  logFile?: boolean;
 }
 
 /**
@@ -100,7 +103,7 @@ export async function setupPair(
       `${mode}-${name}-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`,
     );
     const config = `${stateDir}.json`;
-    const logFile = `${stateDir}.log`;
+    const logFile = options.logFile === false ? null : `${stateDir}.log`;
     const address = options.address?.(world, name) ?? {
       allocationId: world.allocationId,
       ...(world.vip ? { privateIp: world.vip } : {}),
@@ -111,7 +114,7 @@ export async function setupPair(
         addresses: [address],
         deadlineSeconds: options.deadlineSeconds ?? 20,
         stateDir,
-        logFile,
+        ...(logFile !== null ? { logFile } : {}),
       }),
     );
     return { world: node, imds, config, stateDir, logFile };
@@ -215,6 +218,7 @@ export interface LogLine {
 /** The agent's JSON log lines (empty when the file does not exist yet). */
 export async function logLines(node: AgentNode): Promise<LogLine[]> {
   let text: string;
+  if (node.logFile === null) return [];
   try {
     text = await readFile(node.logFile, 'utf8');
   } catch {
