@@ -94,6 +94,15 @@ export async function run(argv: readonly string[], deps: RunDeps): Promise<numbe
 const COMMANDS = 'takeover, release, notify, reconcile, fifo, status, check';
 const HELP_HINT = 'run eip-failover --help for usage';
 
+/** commander's "error: …" plus a suggestion plus a hint, as the one line every error gets. */
+function usageLine(message: string, command?: string): string {
+  const text = message
+    .replace(/^error: /, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim();
+  return `eip-failover: ${command === undefined ? '' : `${command}: `}${text} (${HELP_HINT})\n`;
+}
+
 export function createProgram(deps: RunDeps, setExit: (code: number) => void): Command {
   const program = new Command('eip-failover')
     .description('Moves AWS Elastic IPs to this node when keepalived makes it VRRP MASTER.')
@@ -102,18 +111,13 @@ export function createProgram(deps: RunDeps, setExit: (code: number) => void): C
     .configureOutput({
       writeOut: deps.stdout,
       writeErr: deps.stderr,
-      // commander's "error: …" plus a suggestion plus a hint, as the one line every error gets.
-      outputError: (message, write) =>
-        write(
-          `eip-failover: ${message
-            .replace(/^error: /, '')
-            .replace(/\s*\n\s*/g, ' ')
-            .trim()} (${HELP_HINT})\n`,
-        ),
+      outputError: (message, write) => write(usageLine(message)),
     });
 
   const command = (name: string, description: string, withDryRun: boolean) => {
     const cmd = program.command(name).description(description);
+    // A parse error inside a command names it, so a hook's log line says which hook was wrong.
+    cmd.configureOutput({ outputError: (message, write) => write(usageLine(message, name)) });
     cmd
       .option(
         '-c, --config <path>',

@@ -39,22 +39,33 @@ function oneLine(stderr: string): string {
 
 describe('command-line errors are one line', () => {
   it.each([
-    [['takeover', '--bogus'], /unknown option '--bogus'/],
+    [['takeover', '--bogus'], 'takeover', /unknown option '--bogus'/],
     [
       ['takeover', '--allocation_id', 'x'],
+      'takeover',
       /unknown option '--allocation_id' \(Did you mean --allocation-id\?\)/,
     ],
-    [['--region', 'x', 'takeover'], /unknown option '--region'/],
-    [['failover'], /unknown command 'failover'/],
-    [['takeover', '--deadline'], /option '--deadline <seconds>' argument missing/],
-    [['notify', 'INSTANCE'], /missing required argument 'name'/],
-    [['notify', 'INSTANCE', 'VI_1', 'MASTER', '100', 'extra'], /too many arguments for 'notify'/],
-  ])('%j', async (argv, message) => {
+    [['--region', 'x', 'takeover'], null, /unknown option '--region'/],
+    [['failover'], null, /unknown command 'failover'/],
+    [['takeover', '--deadline'], 'takeover', /option '--deadline <seconds>' argument missing/],
+    [['notify', 'INSTANCE'], 'notify', /missing required argument 'name'/],
+    [
+      ['notify', 'INSTANCE', 'VI_1', 'MASTER', '100', 'extra'],
+      'notify',
+      /too many arguments for 'notify'/,
+    ],
+    // An argument that starts with a dash is read as an option (found by the fuzzer).
+    [['notify', '-A', 'VI_1', 'MASTER'], 'notify', /unknown option '-A'/],
+    [['release', '-x'], 'release', /unknown option '-x'/],
+  ])('%j', async (argv, command, message) => {
     // Parse errors come before the config is read: no -c needed.
     const result = await runAgent(argv);
     expect(result.code).toBe(2);
     const line = oneLine(result.stderr);
     expect(line).toMatch(message);
+    // An error inside a command names it; one before any command names none.
+    expect(line.startsWith(`eip-failover: ${command === null ? '' : `${command}: `}`)).toBe(true);
+    if (command === null) expect(line).not.toMatch(/^eip-failover: \w+: /);
     expect(line).toMatch(/run eip-failover --help for usage/);
     expect(t.world.mock.calls()).toHaveLength(0);
   });
