@@ -1374,13 +1374,19 @@ export function ec2Case(id: string, rng: Rng): FuzzCase {
       const retried = !dryRunCode && (status >= 500 || status === 429 || (isDoc && throttle));
       const count = rng.pick([1, 2, INF]);
       const permitted = dryRunCall && dryRunCode;
+      // In adaptive mode a throttling answer also starts the client-side limiter, which may pace
+      // every later call down to 0.5 per second: a 5 s deadline can rightly run out on that, so a
+      // case that must succeed gets the room it needs (seed 20261201 found this at ec2#1971).
+      const paced = retried && count <= 2 && config.retryMode === 'adaptive';
+      if (paced) config.deadlineSeconds = 20;
       plan = {
         corruption: { kind: 'status', status, body },
         count,
         unparseable: false,
         benign: permitted || (retried && count <= 2),
-        // Retried until the deadline: instant in process (its clock skips sleeps), real seconds outside.
-        ...(retried && count > 2 ? { slow: true } : {}),
+        // Retried until the deadline, or paced: instant in process (its clock skips sleeps), real
+        // seconds outside.
+        ...((retried && count > 2) || paced ? { slow: true } : {}),
         what: `HTTP ${status} ${isDoc ? `code ${JSON.stringify(code.slice(0, 30))}` : 'with a non-EC2 body'} ×${count}`,
       };
       break;
