@@ -358,8 +358,8 @@ export const SCENARIOS: readonly Scenario[] = [
       const took = await pair.waitForMoveTo('secondary', since, FAILOVER_TIMEOUT_MS);
       ctx.note('both nodes are MASTER; the secondary took the address');
       // The primary reclaims from its peer (reclaimFromPeer); the secondary must not fight back.
-      await pair.waitForMoveTo('primary', since, FAILOVER_TIMEOUT_MS, took.seq);
-      const reclaimedAt = await pair.waitForHolder('primary', FAILOVER_TIMEOUT_MS);
+      const reclaim = await pair.waitForMoveTo('primary', since, FAILOVER_TIMEOUT_MS, took.seq);
+      const reclaimedAt = Date.parse(reclaim.finishedAt);
       ctx.note('the primary’s reconcile timer took it back');
       await sleep(3 * RECONCILE_INTERVAL_S * 1_000);
       const moves = (await pair.emulator.actions()).filter(

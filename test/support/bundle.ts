@@ -217,8 +217,8 @@ export interface LogLine {
 
 /** The agent's JSON log lines (empty when the file does not exist yet). */
 export async function logLines(node: AgentNode): Promise<LogLine[]> {
-  let text: string;
   if (node.logFile === null) return [];
+  let text: string;
   try {
     text = await readFile(node.logFile, 'utf8');
   } catch {
